@@ -1,0 +1,231 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+)
+
+// ContentType is the media type of every response. The engine sends
+// "Accept: application/vnd.docker.plugins.v1.2+json" but does not check what
+// comes back; this is the type plugins have always answered with.
+const ContentType = "application/vnd.docker.plugins.v1+json"
+
+// MaxRequestBytes bounds a request body. Real requests are a few hundred
+// bytes; the bound only protects the plugin from a runaway client.
+const MaxRequestBytes = 1 << 20
+
+// pluginInterface is what /Plugin.Activate says this plugin implements.
+const pluginInterface = "NetworkDriver"
+
+// NewHandler returns the HTTP side of the protocol: POST /Plugin.Activate and
+// POST /NetworkDriver.<Method> for every Driver method. Every response, error
+// or not, is a JSON object; errors are {"Err": "..."}. A panic in the driver
+// is turned into a 500 so one bug cannot take the plugin down. A nil log
+// means slog.Default().
+func NewHandler(d Driver, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	h := &handler{mux: http.NewServeMux(), log: log, known: map[string]bool{}}
+
+	route(h, "Plugin", "Activate", noRequest(activate))
+
+	route(h, "NetworkDriver", "GetCapabilities", noRequest(d.GetCapabilities))
+	route(h, "NetworkDriver", "GwAllocCheck", d.GwAllocCheck)
+	route(h, "NetworkDriver", "AllocateNetwork", d.AllocateNetwork)
+	route(h, "NetworkDriver", "FreeNetwork", errOnly(d.FreeNetwork))
+	route(h, "NetworkDriver", "CreateNetwork", errOnly(d.CreateNetwork))
+	route(h, "NetworkDriver", "DeleteNetwork", errOnly(d.DeleteNetwork))
+	route(h, "NetworkDriver", "CreateEndpoint", d.CreateEndpoint)
+	route(h, "NetworkDriver", "EndpointOperInfo", d.EndpointOperInfo)
+	route(h, "NetworkDriver", "DeleteEndpoint", errOnly(d.DeleteEndpoint))
+	route(h, "NetworkDriver", "Join", d.Join)
+	route(h, "NetworkDriver", "Leave", errOnly(d.Leave))
+	route(h, "NetworkDriver", "ProgramExternalConnectivity", errOnly(d.ProgramExternalConnectivity))
+	route(h, "NetworkDriver", "RevokeExternalConnectivity", errOnly(d.RevokeExternalConnectivity))
+	route(h, "NetworkDriver", "DiscoverNew", errOnly(d.DiscoverNew))
+	route(h, "NetworkDriver", "DiscoverDelete", errOnly(d.DiscoverDelete))
+
+	// Anything no route matched: a known path with another HTTP method, or
+	// a method this plugin does not implement.
+	h.mux.HandleFunc("/", h.unrouted)
+	return h.mux
+}
+
+// handler holds what every route shares.
+type handler struct {
+	mux   *http.ServeMux
+	log   *slog.Logger
+	known map[string]bool // paths with a POST route, for telling 405 from 404
+}
+
+func (h *handler) add(iface, method string, call http.Handler) {
+	path := "/" + iface + "." + method
+	h.known[path] = true
+	h.mux.Handle(http.MethodPost+" "+path, call)
+}
+
+// route registers POST /<iface>.<method>, served by the generic decode →
+// call → encode helper.
+func route[Req, Resp any](h *handler, iface, method string, call func(*Req) (Resp, error)) {
+	h.add(iface, method, serve(h, method, call))
+}
+
+// activate answers /Plugin.Activate, which legacy plugins are sent and
+// managed ones are not; answering it costs nothing.
+func activate() (*ActivateResponse, error) {
+	return &ActivateResponse{Implements: []string{pluginInterface}}, nil
+}
+
+// noRequest adapts a call that takes no request (its body is empty).
+func noRequest[Resp any](call func() (Resp, error)) func(*struct{}) (Resp, error) {
+	return func(*struct{}) (Resp, error) { return call() }
+}
+
+// ack is the response of methods that return only an error: it encodes as {}.
+type ack struct{}
+
+// errOnly adapts a call that returns only an error; success answers {}.
+func errOnly[Req any](call func(*Req) error) func(*Req) (ack, error) {
+	return func(r *Req) (ack, error) { return ack{}, call(r) }
+}
+
+// errorResponse is the engine's error shape, valid with any status.
+type errorResponse struct {
+	Err string
+}
+
+// requestIDs are the ids most requests carry, read from the raw body so that
+// every method logs them the same way, even when its request fails to decode.
+type requestIDs struct {
+	NetworkID  string
+	EndpointID string
+}
+
+// serve is the one decode → call → encode helper behind every route.
+func serve[Req, Resp any](h *handler, method string, call func(*Req) (Resp, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		body, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
+
+		var ids requestIDs
+		_ = json.Unmarshal(body, &ids) // best effort, for the log only
+		log := h.log.With("method", method)
+		if ids.NetworkID != "" {
+			log = log.With("net", ids.NetworkID)
+		}
+		if ids.EndpointID != "" {
+			log = log.With("ep", ids.EndpointID)
+		}
+
+		if readErr != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(readErr, &tooBig) {
+				fail(w, log, http.StatusRequestEntityTooLarge, "request body larger than 1 MiB")
+			} else {
+				fail(w, log, http.StatusBadRequest, fmt.Sprintf("cannot read %s request: %v", method, readErr))
+			}
+			return
+		}
+
+		req := new(Req)
+		// An empty body is a zero request: the engine sends none for
+		// Plugin.Activate and GetCapabilities.
+		if len(bytes.TrimSpace(body)) > 0 {
+			if err := json.Unmarshal(body, req); err != nil {
+				fail(w, log, http.StatusBadRequest, fmt.Sprintf("cannot decode %s request: %v", method, err))
+				return
+			}
+		}
+
+		log.Debug("request")
+		out, status, msg := invoke(log, method, func() (any, error) { return call(req) })
+		if status != http.StatusOK {
+			fail(w, log.With("dur", time.Since(start)), status, msg)
+			return
+		}
+		write(w, http.StatusOK, out)
+		log.Debug("response", "dur", time.Since(start))
+	})
+}
+
+// invoke runs one driver call and encodes its result. It turns a driver
+// error into a 500 and a panic into a 500 naming the method, so that a bug
+// in one call never kills the plugin. On success it returns the encoded
+// body; otherwise the status and message for the engine.
+func invoke(log *slog.Logger, method string, call func() (any, error)) (body []byte, status int, msg string) {
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("panic in driver call", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			body, status, msg = nil, http.StatusInternalServerError, fmt.Sprintf("internal error in %s: %v", method, p)
+		}
+	}()
+	resp, err := call()
+	if err != nil {
+		msg := err.Error()
+		if msg == "" {
+			msg = method + " failed (the driver gave no reason)"
+		}
+		return nil, http.StatusInternalServerError, msg
+	}
+	body, err = encode(resp)
+	if err != nil {
+		log.Error("cannot encode response", "err", err)
+		return nil, http.StatusInternalServerError, fmt.Sprintf("internal error in %s: cannot encode response: %v", method, err)
+	}
+	return body, http.StatusOK, ""
+}
+
+// encode marshals v without HTML escaping (the reader is the engine and its
+// log, not a browser). A nil response becomes {}: the engine needs a JSON
+// object on every 200.
+func encode(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	if bytes.Equal(bytes.TrimSpace(buf.Bytes()), []byte("null")) {
+		return []byte("{}\n"), nil
+	}
+	return buf.Bytes(), nil
+}
+
+// write sends an already encoded JSON body.
+func write(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", ContentType)
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// fail logs msg at warn and sends it as {"Err": msg}.
+func fail(w http.ResponseWriter, log *slog.Logger, status int, msg string) {
+	log.Warn("request failed", "status", status, "err", msg)
+	body, err := encode(errorResponse{Err: msg})
+	if err != nil { // cannot happen for a struct of one string
+		body = []byte(`{"Err":"internal error"}` + "\n")
+	}
+	write(w, status, body)
+}
+
+// unrouted answers requests no route matched, in JSON like every other
+// answer, so the engine shows a readable message.
+func (h *handler) unrouted(w http.ResponseWriter, r *http.Request) {
+	log := h.log.With("method", r.Method, "path", r.URL.Path)
+	if h.known[r.URL.Path] {
+		w.Header().Set("Allow", http.MethodPost)
+		fail(w, log, http.StatusMethodNotAllowed,
+			fmt.Sprintf("%s %s is not supported; plugin methods are called with POST", r.Method, r.URL.Path))
+		return
+	}
+	fail(w, log, http.StatusNotFound,
+		fmt.Sprintf("unknown method %s; this plugin implements %s", r.URL.Path, pluginInterface))
+}

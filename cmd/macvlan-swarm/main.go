@@ -1,0 +1,143 @@
+// Command macvlan-swarm is the plugin daemon: it serves Docker's remote
+// network-driver protocol on a unix socket and gives containers macvlan
+// links. This file only wires settings, logging, signals and the server;
+// see docs/design.md for the whole house.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/macvlan-swarm/macvlan-swarm/internal/driver"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/store"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/version"
+)
+
+// settings come from the environment (what `docker plugin set` changes);
+// flags of the same meaning override them.
+type settings struct {
+	socket   string
+	stateDir string
+	logLevel string
+	scope    string
+	parents  string
+}
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "macvlan-swarm:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	s, err := parseSettings(args, os.Getenv)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(s.logLevel)
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(log)
+	parents, err := parseParents(s.parents)
+	if err != nil {
+		return err
+	}
+
+	// Listen before any slow work: the engine gives up on a plugin whose
+	// socket is not there within a few seconds of enabling it. Requests that
+	// arrive during restore wait in the socket's backlog.
+	path := protocol.SocketPath(s.socket)
+	l, err := protocol.Listen(path)
+	if err != nil {
+		return err
+	}
+	log.Info("macvlan-swarm starting", "version", version.Version, "socket", path, "scope", s.scope, "state_dir", s.stateDir, "parents", s.parents)
+
+	st, err := store.Open(s.stateDir)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	defer st.Close()
+	links, err := link.Open()
+	if err != nil {
+		l.Close()
+		return err
+	}
+	defer links.Close()
+	d, err := driver.New(driver.Config{Scope: s.scope, Parents: parents, Links: links, Store: st, Log: log})
+	if err != nil {
+		l.Close()
+		return err
+	}
+	defer d.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	err = protocol.Serve(ctx, l, protocol.NewHandler(d, log))
+	log.Info("macvlan-swarm stopping")
+	return err
+}
+
+func parseSettings(args []string, getenv func(string) string) (settings, error) {
+	env := func(key, def string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	var s settings
+	fs := flag.NewFlagSet("macvlan-swarm", flag.ContinueOnError)
+	fs.StringVar(&s.socket, "socket", env("SOCKET", "macvlan-swarm.sock"), "socket name under /run/docker/plugins, or an absolute path (env SOCKET)")
+	fs.StringVar(&s.stateDir, "state-dir", env("STATE_DIR", "/var/lib/macvlan-swarm"), "directory of the saved state (env STATE_DIR)")
+	fs.StringVar(&s.logLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
+	fs.StringVar(&s.scope, "scope", env("SCOPE", protocol.ScopeGlobal), "global (swarm) or local (standalone engines before 26) (env SCOPE)")
+	fs.StringVar(&s.parents, "parents", env("PARENTS", ""), "node-level parent aliases, e.g. lan=eth0,dmz=ens19.20 (env PARENTS)")
+	if err := fs.Parse(args); err != nil {
+		return s, err
+	}
+	if fs.NArg() > 0 {
+		return s, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return s, nil
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("LOG_LEVEL %q is not valid: use debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: l})), nil
+}
+
+// parseParents reads PARENTS: comma-separated alias=interface pairs.
+func parseParents(v string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, pair := range strings.Split(v, ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		alias, iface, ok := strings.Cut(pair, "=")
+		alias, iface = strings.TrimSpace(alias), strings.TrimSpace(iface)
+		if !ok || alias == "" || iface == "" {
+			return nil, fmt.Errorf("PARENTS entry %q is not alias=interface (e.g. PARENTS=lan=eth0,dmz=ens19.20)", pair)
+		}
+		if _, dup := m[alias]; dup {
+			return nil, fmt.Errorf("PARENTS names alias %q twice", alias)
+		}
+		m[alias] = iface
+	}
+	return m, nil
+}
+

@@ -1,0 +1,147 @@
+package driver
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
+)
+
+// fakeLinks is a link layer in memory. It exists because this machine's
+// kernel has no 802.1q links: the VLAN parent logic is tested against it,
+// while everything else is also tested against the real kernel
+// (lifecycle_test.go). It mimics the kernel rules the driver relies on:
+// deleting a link deletes the links stacked on it, a macvlan needs its
+// parent, names are unique.
+type fakeLinks struct {
+	mu        sync.Mutex
+	links     map[string]link.Info
+	nextIndex int
+	noVLAN    bool // behave like this machine's kernel
+	calls     []string
+}
+
+func newFakeLinks(names ...string) *fakeLinks {
+	f := &fakeLinks{links: map[string]link.Info{}, nextIndex: 1}
+	for _, n := range names {
+		f.add(link.Info{Name: n, Kind: "veth", MTU: 1500, Up: true})
+	}
+	return f
+}
+
+func (f *fakeLinks) add(i link.Info) {
+	f.nextIndex++
+	i.Index = f.nextIndex
+	f.links[i.Name] = i
+}
+
+func (f *fakeLinks) has(name string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.links[name]
+	return ok
+}
+
+func (f *fakeLinks) Get(name string) (link.Info, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i, ok := f.links[name]
+	if !ok {
+		return link.Info{}, fmt.Errorf("link %q: %w", name, link.ErrNotFound)
+	}
+	return i, nil
+}
+
+func (f *fakeLinks) List() ([]link.Info, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []link.Info
+	for _, i := range f.links {
+		out = append(out, i)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Index < out[b].Index })
+	return out, nil
+}
+
+func (f *fakeLinks) AddMacvlan(s link.MacvlanSpec) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "macvlan "+s.Name)
+	p, ok := f.links[s.Parent]
+	if !ok {
+		return fmt.Errorf("parent %q: %w", s.Parent, link.ErrNotFound)
+	}
+	if _, ok := f.links[s.Name]; ok {
+		return fmt.Errorf("create macvlan %q: file exists", s.Name)
+	}
+	mtu := s.MTU
+	if mtu == 0 {
+		mtu = p.MTU
+	}
+	f.add(link.Info{Name: s.Name, Kind: "macvlan", MacvlanMode: s.Mode, MTU: mtu, ParentIndex: p.Index, MAC: s.MAC})
+	return nil
+}
+
+func (f *fakeLinks) AddVLAN(name, parent string, vid int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "vlan "+name)
+	if f.noVLAN {
+		return fmt.Errorf("create vlan %q: %w", name, link.ErrUnsupported)
+	}
+	p, ok := f.links[parent]
+	if !ok {
+		return fmt.Errorf("parent %q: %w", parent, link.ErrNotFound)
+	}
+	if _, ok := f.links[name]; ok {
+		return fmt.Errorf("create vlan %q: file exists", name)
+	}
+	f.add(link.Info{Name: name, Kind: "vlan", VlanID: vid, MTU: p.MTU, ParentIndex: p.Index, Up: true})
+	return nil
+}
+
+func (f *fakeLinks) Delete(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "delete "+name)
+	f.deleteLocked(name)
+	return nil
+}
+
+func (f *fakeLinks) deleteLocked(name string) {
+	i, ok := f.links[name]
+	if !ok {
+		return
+	}
+	delete(f.links, name)
+	for n, c := range f.links {
+		if c.ParentIndex == i.Index {
+			f.deleteLocked(n)
+		}
+	}
+}
+
+func (f *fakeLinks) Retire(name string, group uint32) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i, ok := f.links[name]
+	if !ok {
+		return fmt.Errorf("link %q: %w", name, link.ErrNotFound)
+	}
+	i.Up, i.Group = false, group
+	f.links[name] = i
+	return nil
+}
+
+func (f *fakeLinks) DeleteGroup(group uint32) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("delete group %d", group))
+	for n, i := range f.links {
+		if i.Group == group {
+			f.deleteLocked(n)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,125 @@
+package driver
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
+)
+
+func TestParseOptions(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    map[string]string
+		want    netOptions
+		wantErr string // substring; empty means success
+	}{
+		{name: "parent only", opts: map[string]string{"parent": "eth0"}, want: netOptions{ParentSpec: "eth0", Mode: "bridge"}},
+		{name: "all options", opts: map[string]string{"parent": "eth0", "macvlan_mode": "vepa", "mtu": "1400"}, want: netOptions{ParentSpec: "eth0", Mode: "vepa", MTU: 1400}},
+		{name: "engine mtu key", opts: map[string]string{"parent": "eth0", protocol.OptionMTU: "9000"}, want: netOptions{ParentSpec: "eth0", Mode: "bridge", MTU: 9000}},
+		{name: "both mtu keys agreeing", opts: map[string]string{"parent": "eth0", "mtu": "1400", protocol.OptionMTU: "1400"}, want: netOptions{ParentSpec: "eth0", Mode: "bridge", MTU: 1400}},
+		{name: "mode is case-insensitive", opts: map[string]string{"parent": "eth0", "macvlan_mode": "Private"}, want: netOptions{ParentSpec: "eth0", Mode: "private"}},
+		{name: "candidate list", opts: map[string]string{"parent": "ens18|eth0"}, want: netOptions{ParentSpec: "ens18|eth0", Mode: "bridge"}},
+		{name: "vlan parent", opts: map[string]string{"parent": "eth0.20"}, want: netOptions{ParentSpec: "eth0.20", Mode: "bridge"}},
+		{name: "engine options ignored", opts: map[string]string{"parent": "eth0", "com.docker.network.bridge.name": "x"}, want: netOptions{ParentSpec: "eth0", Mode: "bridge"}},
+
+		{name: "typo", opts: map[string]string{"pparent": "eth0"}, wantErr: `unknown option "pparent"; macvlan-swarm accepts parent, macvlan_mode, mtu`},
+		{name: "two unknown sorted", opts: map[string]string{"parent": "eth0", "zz": "1", "aa": "2"}, wantErr: `unknown option "aa", "zz"`},
+		{name: "no parent", opts: map[string]string{}, wantErr: "option parent is required"},
+		{name: "blank parent", opts: map[string]string{"parent": "  "}, wantErr: "option parent is required"},
+		{name: "loopback", opts: map[string]string{"parent": "lo"}, wantErr: "loopback interface cannot carry macvlan"},
+		{name: "empty candidate", opts: map[string]string{"parent": "eth0||eth1"}, wantErr: "empty candidate"},
+		{name: "long name", opts: map[string]string{"parent": "averyveryverylongname"}, wantErr: "longer than the kernel's 15 bytes"},
+		{name: "slash", opts: map[string]string{"parent": "eth0/1"}, wantErr: `"eth0/1" is not an interface name`},
+		{name: "own link", opts: map[string]string{"parent": "mvs0123456789ab"}, wantErr: "container link made by macvlan-swarm"},
+		{name: "vlan zero", opts: map[string]string{"parent": "eth0.0"}, wantErr: "VLAN id 0 in \"eth0.0\" is out of range: use 1 to 4094"},
+		{name: "vlan too big", opts: map[string]string{"parent": "eth0.4095"}, wantErr: "out of range: use 1 to 4094"},
+		{name: "bad mode", opts: map[string]string{"parent": "eth0", "macvlan_mode": "bridged"}, wantErr: `macvlan_mode "bridged" is not valid; use one of bridge, private, vepa, passthru`},
+		{name: "mtu not a number", opts: map[string]string{"parent": "eth0", "mtu": "big"}, wantErr: `mtu "big" is not valid: give a whole number from 68 to 65535`},
+		{name: "mtu too small", opts: map[string]string{"parent": "eth0", "mtu": "67"}, wantErr: `mtu "67" is not valid`},
+		{name: "mtu keys disagree", opts: map[string]string{"parent": "eth0", "mtu": "1400", protocol.OptionMTU: "1500"}, wantErr: "disagree"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseOptions(tc.opts)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error = %v, want it to contain %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if got != tc.want {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSplitVLAN(t *testing.T) {
+	tests := []struct {
+		in     string
+		base   string
+		vid    int
+		isVLAN bool
+		err    bool
+	}{
+		{"eth0.20", "eth0", 20, true, false},
+		{"bond0.4094", "bond0", 4094, true, false},
+		{"eth0", "", 0, false, false},
+		{"eth0.", "", 0, false, false},
+		{".20", "", 0, false, false},
+		{"br.lan", "", 0, false, false},
+		{"eth0.4095", "eth0", 0, true, true},
+		{"eth0.99999999999999999999", "eth0", 0, true, true},
+	}
+	for _, tc := range tests {
+		base, vid, isVLAN, err := splitVLAN(tc.in)
+		if base != tc.base || vid != tc.vid || isVLAN != tc.isVLAN || (err != nil) != tc.err {
+			t.Errorf("splitVLAN(%q) = %q, %d, %v, %v; want %q, %d, %v, err %v", tc.in, base, vid, isVLAN, err, tc.base, tc.vid, tc.isVLAN, tc.err)
+		}
+	}
+}
+
+func TestParsePoolsSortsByFamily(t *testing.T) {
+	// A swarm manager sends both families in IPv4Data.
+	v4, v6, err := parsePools([]protocol.IPAMData{
+		{Pool: "10.62.0.0/24", Gateway: "10.62.0.1/24"},
+		{Pool: "fd00:62::/64", Gateway: "fd00:62::1/64"},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v4) != 1 || v4[0].Pool != "10.62.0.0/24" || len(v6) != 1 || v6[0].Pool != "fd00:62::/64" {
+		t.Fatalf("v4 %+v v6 %+v", v4, v6)
+	}
+	if _, _, err := parsePools([]protocol.IPAMData{{Pool: "10.0.0.0/24", Gateway: "10.9.0.1/24"}}); err == nil || !strings.Contains(err.Error(), "not an address inside subnet") {
+		t.Fatalf("gateway outside pool: err = %v", err)
+	}
+	if _, _, err := parsePools([]protocol.IPAMData{{Pool: "nonsense"}}); err == nil {
+		t.Fatal("bad pool accepted")
+	}
+}
+
+func TestEndpointMACAndLinkName(t *testing.T) {
+	id := "0114be5fcd92206a4cc69bb83dbaf1e97351bc3590c34bc9ede1aac0a2e39225"
+	if got := linkName(id); got != "mvs0114be5fcd92" || len(got) > 15 {
+		t.Fatalf("linkName = %q", got)
+	}
+	if got := linkName("not-hex-id"); len(got) != 15 || !strings.HasPrefix(got, "mvs") || !isHex(got[3:]) {
+		t.Fatalf("linkName of a non-hex id = %q", got)
+	}
+	v4 := mustPrefix(t, "10.61.0.2/24")
+	if got := endpointMAC(id, v4).String(); got != "02:42:0a:3d:00:02" {
+		t.Fatalf("IPv4-derived MAC = %s", got)
+	}
+	a, b := endpointMAC(id, noPrefix), endpointMAC(id, noPrefix)
+	if a.String() != b.String() || a[0] != 0x06 {
+		t.Fatalf("IPv6-only MAC %s / %s: want stable and starting 06", a, b)
+	}
+	if c := endpointMAC(strings.Repeat("f", 64), noPrefix); c.String() == a.String() {
+		t.Fatalf("two ids gave the same MAC %s", c)
+	}
+}

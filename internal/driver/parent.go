@@ -1,0 +1,150 @@
+package driver
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/store"
+)
+
+// resolvedParent is what a parent option means on this node.
+type resolvedParent struct {
+	Name string
+	MTU  int
+	// Create is set when Name does not exist yet and is an 802.1q link this
+	// driver will create on Base.
+	Create bool
+	Base   string
+	VID    int
+	// DriverOwned is true when the link is (or will be) one this driver
+	// created; only such links are ever deleted, by the last network using
+	// them.
+	DriverOwned bool
+}
+
+// resolveParent picks this node's parent for a spec. Each "|"-separated
+// candidate is first mapped through the node's PARENTS aliases. The first
+// candidate whose link exists wins; when none exists, the first candidate
+// shaped name.vid whose base link exists is to be created as an 802.1q link.
+// The caller holds d.mu.
+func (d *Driver) resolveParent(spec string) (resolvedParent, error) {
+	var candidates []string
+	for _, c := range strings.Split(spec, "|") {
+		c = strings.TrimSpace(c)
+		if alias, ok := d.parents[c]; ok {
+			c = alias
+		}
+		candidates = append(candidates, c)
+	}
+	for _, c := range candidates {
+		info, err := d.links.Get(c)
+		if errors.Is(err, link.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return resolvedParent{}, fmt.Errorf("look up parent %q: %w", c, err)
+		}
+		if info.Kind == "macvlan" && strings.HasPrefix(info.Name, linkPrefix) {
+			return resolvedParent{}, fmt.Errorf("parent %q is a container link made by macvlan-swarm, not a LAN interface", c)
+		}
+		return resolvedParent{Name: c, MTU: info.MTU, DriverOwned: d.parentOwned(c)}, nil
+	}
+	for _, c := range candidates {
+		base, vid, isVLAN, err := splitVLAN(c)
+		if !isVLAN {
+			continue
+		}
+		if err != nil {
+			return resolvedParent{}, err
+		}
+		info, err := d.links.Get(base)
+		if errors.Is(err, link.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return resolvedParent{}, fmt.Errorf("look up %q, the base of VLAN parent %q: %w", base, c, err)
+		}
+		return resolvedParent{Name: c, MTU: info.MTU, Create: true, Base: base, VID: vid, DriverOwned: true}, nil
+	}
+	return resolvedParent{}, d.parentNotFound(spec, candidates)
+}
+
+func (d *Driver) parentNotFound(spec string, candidates []string) error {
+	what := fmt.Sprintf("parent %q", spec)
+	if mapped := strings.Join(candidates, "|"); mapped != spec {
+		what += fmt.Sprintf(" (%s after this node's PARENTS aliases)", mapped)
+	}
+	var here []string
+	if infos, err := d.links.List(); err == nil {
+		for _, i := range infos {
+			if i.Name == "lo" || strings.HasPrefix(i.Name, linkPrefix) {
+				continue
+			}
+			here = append(here, i.Name)
+		}
+	}
+	return fmt.Errorf("%s not found on this node; interfaces here: %s. Use -o parent='a|b' to list each node's name, or set PARENTS on this node's plugin (docker plugin set macvlan-swarm PARENTS=lan=eth0)", what, joinSorted(here))
+}
+
+// parentOwned reports whether a recorded network says this driver created
+// the link name. The caller holds d.mu.
+func (d *Driver) parentOwned(name string) bool {
+	for _, n := range d.networks {
+		if n.Parent == name && n.ParentCreated {
+			return true
+		}
+	}
+	return false
+}
+
+// parentUsers lists the networks on a parent other than except. The caller
+// holds d.mu.
+func (d *Driver) parentUsers(name, except string) []*store.Network {
+	var users []*store.Network
+	for _, n := range d.networks {
+		if n.Parent == name && n.ID != except {
+			users = append(users, n)
+		}
+	}
+	return users
+}
+
+// createParent makes the 802.1q link a resolution asked for.
+func (d *Driver) createParent(p resolvedParent) error {
+	if err := d.links.AddVLAN(p.Name, p.Base, p.VID); err != nil {
+		if errors.Is(err, link.ErrUnsupported) {
+			return fmt.Errorf("parent %q does not exist and this node's kernel cannot create 802.1q VLAN links (%w): create %q on the node yourself or load the 8021q module", p.Name, err, p.Name)
+		}
+		return fmt.Errorf("create VLAN parent %q on %q: %w", p.Name, p.Base, err)
+	}
+	d.log.Info("created VLAN parent", "link", p.Name, "base", p.Base, "vid", p.VID)
+	return nil
+}
+
+// releaseParent deletes a driver-created parent when no other network uses
+// it. It checks the link again before deleting: it must still be a VLAN link
+// of the recorded shape. The caller holds d.mu.
+func (d *Driver) releaseParent(n *store.Network) {
+	if !n.ParentCreated || len(d.parentUsers(n.Parent, n.ID)) > 0 {
+		return
+	}
+	info, err := d.links.Get(n.Parent)
+	if errors.Is(err, link.ErrNotFound) {
+		return
+	}
+	if err != nil {
+		d.log.Warn("could not check VLAN parent before deleting it; left in place", "link", n.Parent, "err", err)
+		return
+	}
+	if _, vid, isVLAN, _ := splitVLAN(n.Parent); !isVLAN || info.Kind != "vlan" || info.VlanID != vid {
+		d.log.Warn("parent recorded as created by macvlan-swarm is not the VLAN link it made; left in place", "link", n.Parent, "kind", info.Kind)
+		return
+	}
+	if err := d.links.Delete(n.Parent); err != nil {
+		d.log.Warn("could not delete VLAN parent", "link", n.Parent, "err", err)
+		return
+	}
+	d.log.Info("deleted VLAN parent, no network uses it any more", "link", n.Parent)
+}

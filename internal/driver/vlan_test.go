@@ -1,0 +1,286 @@
+package driver
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/store"
+)
+
+var noPrefix netip.Prefix
+
+func mustPrefix(t *testing.T, s string) netip.Prefix {
+	t.Helper()
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// fakeDriver is a Driver on the fake link layer with a real store in dir.
+func fakeDriver(t *testing.T, f *fakeLinks, dir string, parents map[string]string) *Driver {
+	t.Helper()
+	st, err := store.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Config{Links: f, Store: st, Parents: parents})
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close(); st.Close() })
+	return d
+}
+
+// stop closes a fakeDriver early, as a plugin restart would.
+func stop(d *Driver) {
+	d.Close()
+	d.store.Close()
+}
+
+func createNet(id, parent string) *protocol.CreateNetworkRequest {
+	return &protocol.CreateNetworkRequest{
+		NetworkID: id,
+		Options: map[string]any{
+			protocol.OptionGeneric:    map[string]any{"parent": parent},
+			protocol.OptionEnableIPv6: false,
+		},
+		IPv4Data: []protocol.IPAMData{{AddressSpace: "LocalDefault", Pool: "10.20.0.0/24", Gateway: "10.20.0.1/24"}},
+	}
+}
+
+const (
+	netA = "aaaaaaaaaaaaaaaaaaaaaaaaa" // swarm-style ids
+	netB = "bbbbbbbbbbbbbbbbbbbbbbbbb"
+	ep1  = "1111111111111111111111111111111111111111111111111111111111111111"
+)
+
+func mustOK(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestVLANParentCreatedSharedAndReleasedByLastNetwork(t *testing.T) {
+	f := newFakeLinks("eth0")
+	d := fakeDriver(t, f, t.TempDir(), nil)
+
+	mustOK(t, d.CreateNetwork(createNet(netA, "eth0.20")))
+	if i, err := f.Get("eth0.20"); err != nil || i.Kind != "vlan" || i.VlanID != 20 {
+		t.Fatalf("eth0.20 after first network: %+v, %v", i, err)
+	}
+	mustOK(t, d.CreateNetwork(createNet(netB, "eth0.20")))
+	for _, n := range d.Snapshot().Networks {
+		if n.Parent != "eth0.20" || !n.ParentCreated {
+			t.Fatalf("network %s: parent %q created %v", n.ID, n.Parent, n.ParentCreated)
+		}
+	}
+
+	mustOK(t, d.DeleteNetwork(&protocol.DeleteNetworkRequest{NetworkID: netA}))
+	if !f.has("eth0.20") {
+		t.Fatal("VLAN parent deleted while network B still uses it")
+	}
+	mustOK(t, d.DeleteNetwork(&protocol.DeleteNetworkRequest{NetworkID: netB}))
+	if f.has("eth0.20") {
+		t.Fatal("VLAN parent left behind after the last network went")
+	}
+	if !f.has("eth0") {
+		t.Fatal("base link deleted")
+	}
+}
+
+func TestUserVLANParentIsNeverDeleted(t *testing.T) {
+	f := newFakeLinks("eth0")
+	mustOK(t, f.AddVLAN("eth0.30", "eth0", 30)) // made by the user
+	d := fakeDriver(t, f, t.TempDir(), nil)
+	mustOK(t, d.CreateNetwork(createNet(netA, "eth0.30")))
+	if d.Snapshot().Networks[0].ParentCreated {
+		t.Fatal("a user's link recorded as created by the driver")
+	}
+	mustOK(t, d.DeleteNetwork(&protocol.DeleteNetworkRequest{NetworkID: netA}))
+	if !f.has("eth0.30") {
+		t.Fatal("the user's VLAN link was deleted")
+	}
+}
+
+func TestVLANParentReplacedByUserIsLeftAlone(t *testing.T) {
+	f := newFakeLinks("eth0")
+	d := fakeDriver(t, f, t.TempDir(), nil)
+	mustOK(t, d.CreateNetwork(createNet(netA, "eth0.20")))
+	// Someone replaces the link with one of their own under the same name.
+	mustOK(t, f.Delete("eth0.20"))
+	f.mu.Lock()
+	f.add(link.Info{Name: "eth0.20", Kind: "bridge", MTU: 1500})
+	f.mu.Unlock()
+	mustOK(t, d.DeleteNetwork(&protocol.DeleteNetworkRequest{NetworkID: netA}))
+	if !f.has("eth0.20") {
+		t.Fatal("deleted a link that is not the VLAN link the driver made")
+	}
+}
+
+func TestVLANUnsupportedKernelRefusesAndChangesNothing(t *testing.T) {
+	f := newFakeLinks("eth0")
+	f.noVLAN = true
+	d := fakeDriver(t, f, t.TempDir(), nil)
+	err := d.CreateNetwork(createNet(netA, "eth0.20"))
+	if err == nil || !strings.Contains(err.Error(), "cannot create 802.1q VLAN links") || !strings.Contains(err.Error(), `create "eth0.20" on the node yourself`) {
+		t.Fatalf("err = %v", err)
+	}
+	if s := d.Snapshot(); len(s.Networks) != 0 {
+		t.Fatalf("refused network was saved: %+v", s.Networks)
+	}
+}
+
+func TestVLANCandidatesAndAliases(t *testing.T) {
+	f := newFakeLinks("eth0", "ens18")
+	d := fakeDriver(t, f, t.TempDir(), map[string]string{"lan": "ens18.7"})
+
+	// No candidate exists; the first VLAN-shaped one whose base exists is made.
+	mustOK(t, d.CreateNetwork(createNet(netA, "eth9.20|eth0.20")))
+	if !f.has("eth0.20") || f.has("eth9.20") {
+		t.Fatal("wrong VLAN candidate created")
+	}
+	// An existing candidate wins over one that would have to be created.
+	mustOK(t, d.CreateNetwork(createNet(netB, "eth0.21|ens18")))
+	if f.has("eth0.21") {
+		t.Fatal("created a VLAN although a later candidate exists")
+	}
+	// A node-level alias maps to this node's VLAN.
+	mustOK(t, d.CreateNetwork(createNet("ccccccccccccccccccccccccc", "lan")))
+	if !f.has("ens18.7") {
+		t.Fatal("alias lan=ens18.7 did not create ens18.7")
+	}
+}
+
+func TestRebootRecreatesVLANParent(t *testing.T) {
+	dir := t.TempDir()
+	f := newFakeLinks("eth0")
+	d := fakeDriver(t, f, dir, nil)
+	mustOK(t, d.CreateNetwork(createNet(netA, "eth0.20")))
+	_, err := d.CreateEndpoint(&protocol.CreateEndpointRequest{NetworkID: netA, EndpointID: ep1, Interface: &protocol.EndpointInterface{Address: "10.20.0.5/24"}})
+	mustOK(t, err)
+	stop(d)
+
+	// After a reboot the kernel has only the physical link; the state file
+	// is what is left.
+	f2 := newFakeLinks("eth0")
+	d2 := fakeDriver(t, f2, dir, nil)
+	if i, err := f2.Get("eth0.20"); err != nil || i.Kind != "vlan" {
+		t.Fatalf("VLAN parent not re-created on restore: %+v %v", i, err)
+	}
+	resp, err := d2.Join(&protocol.JoinRequest{NetworkID: netA, EndpointID: ep1, SandboxKey: "/var/run/docker/netns/x"})
+	mustOK(t, err)
+	if resp.InterfaceName.SrcName != linkName(ep1) || !f2.has(linkName(ep1)) {
+		t.Fatalf("join after reboot: %+v", resp)
+	}
+}
+
+func TestJoinRecreatesVanishedVLANParent(t *testing.T) {
+	f := newFakeLinks("eth0")
+	d := fakeDriver(t, f, t.TempDir(), nil)
+	mustOK(t, d.CreateNetwork(createNet(netA, "eth0.20")))
+	_, err := d.CreateEndpoint(&protocol.CreateEndpointRequest{NetworkID: netA, EndpointID: ep1, Interface: &protocol.EndpointInterface{Address: "10.20.0.5/24"}})
+	mustOK(t, err)
+	mustOK(t, f.Delete("eth0.20"))
+	_, err = d.Join(&protocol.JoinRequest{NetworkID: netA, EndpointID: ep1})
+	mustOK(t, err)
+	if !f.has("eth0.20") || !f.has(linkName(ep1)) {
+		t.Fatal("join did not re-create the VLAN parent and the link")
+	}
+}
+
+func TestSwarmCreateDeleteCyclesKeepVLANCorrect(t *testing.T) {
+	f := newFakeLinks("eth0")
+	d := fakeDriver(t, f, t.TempDir(), nil)
+	// A worker gets CreateNetwork with its first task and DeleteNetwork with
+	// its last, over and over, while another network shares the parent.
+	mustOK(t, d.CreateNetwork(createNet(netB, "eth0.20")))
+	for i := 0; i < 5; i++ {
+		mustOK(t, d.CreateNetwork(createNet(netA, "eth0.20")))
+		mustOK(t, d.CreateNetwork(createNet(netA, "eth0.20"))) // a repeat is harmless
+		mustOK(t, d.DeleteNetwork(&protocol.DeleteNetworkRequest{NetworkID: netA}))
+		if !f.has("eth0.20") {
+			t.Fatalf("cycle %d: shared VLAN parent deleted", i)
+		}
+	}
+	mustOK(t, d.DeleteNetwork(&protocol.DeleteNetworkRequest{NetworkID: netB}))
+	for i := 0; i < 3; i++ {
+		mustOK(t, d.CreateNetwork(createNet(netA, "eth0.20")))
+		if !f.has("eth0.20") {
+			t.Fatalf("cycle %d: VLAN parent not created", i)
+		}
+		mustOK(t, d.DeleteNetwork(&protocol.DeleteNetworkRequest{NetworkID: netA}))
+		if f.has("eth0.20") {
+			t.Fatalf("cycle %d: VLAN parent left behind", i)
+		}
+	}
+}
+
+func TestReaperLeavesForeignLinkInItsGroup(t *testing.T) {
+	f := newFakeLinks("eth0")
+	d := fakeDriver(t, f, t.TempDir(), nil)
+	mustOK(t, d.CreateNetwork(createNet(netA, "eth0")))
+	_, err := d.CreateEndpoint(&protocol.CreateEndpointRequest{NetworkID: netA, EndpointID: ep1, Interface: &protocol.EndpointInterface{Address: "10.20.0.5/24"}})
+	mustOK(t, err)
+	_, err = d.Join(&protocol.JoinRequest{NetworkID: netA, EndpointID: ep1})
+	mustOK(t, err)
+	// Someone else's link happens to sit in the driver's group.
+	f.mu.Lock()
+	f.add(link.Info{Name: "theirs0", Kind: "veth", Group: RetireGroup})
+	f.mu.Unlock()
+	mustOK(t, d.DeleteEndpoint(&protocol.DeleteEndpointRequest{NetworkID: netA, EndpointID: ep1}))
+	d.Flush()
+	if f.has(linkName(ep1)) {
+		t.Fatal("retired link not deleted")
+	}
+	if !f.has("theirs0") {
+		t.Fatal("a foreign link in the group was deleted")
+	}
+	for _, c := range f.calls {
+		if strings.HasPrefix(c, "delete group") {
+			t.Fatalf("group delete used although a foreign link was in the group: %v", f.calls)
+		}
+	}
+}
+
+func TestReaperBatchesDeletes(t *testing.T) {
+	f := newFakeLinks("eth0")
+	d := fakeDriver(t, f, t.TempDir(), nil)
+	mustOK(t, d.CreateNetwork(createNet(netA, "eth0")))
+	var ids []string
+	for i := 0; i < 10; i++ {
+		id := strings.Repeat(string("0123456789"[i]), 64)
+		ids = append(ids, id)
+		_, err := d.CreateEndpoint(&protocol.CreateEndpointRequest{NetworkID: netA, EndpointID: id, Interface: &protocol.EndpointInterface{Address: netip.AddrFrom4([4]byte{10, 20, 0, byte(10 + i)}).String() + "/24"}})
+		mustOK(t, err)
+		_, err = d.Join(&protocol.JoinRequest{NetworkID: netA, EndpointID: id})
+		mustOK(t, err)
+	}
+	for _, id := range ids {
+		mustOK(t, d.DeleteEndpoint(&protocol.DeleteEndpointRequest{NetworkID: netA, EndpointID: id}))
+	}
+	d.Flush()
+	groups, singles := 0, 0
+	for _, c := range f.calls {
+		switch {
+		case strings.HasPrefix(c, "delete group"):
+			groups++
+		case strings.HasPrefix(c, "delete "):
+			singles++
+		}
+	}
+	for _, id := range ids {
+		if f.has(linkName(id)) {
+			t.Fatalf("link of %s left", id[:4])
+		}
+	}
+	if singles != 0 || groups == 0 || groups > 2 {
+		t.Fatalf("10 deletes took %d group deletes and %d single deletes; want 1 (or 2) group deletes", groups, singles)
+	}
+}

@@ -45,15 +45,10 @@ func (d *Driver) CreateNetwork(req *protocol.CreateNetworkRequest) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 
-	if old, ok := d.networks[n.ID]; ok {
-		if sameNetwork(old, n) {
-			d.log.Debug("network created again with the same settings", "net", n.ID)
-			return nil
-		}
-		// A swarm worker forgets its networks when its daemon dies and may
-		// later get a fresh CreateNetwork for the same id: start over.
-		d.log.Info("network created again with other settings; replacing it", "net", n.ID)
-		d.deleteNetworkLocked(old)
+	old, recreate := d.networks[n.ID]
+	if recreate && sameNetwork(old, n) {
+		d.log.Debug("network created again with the same settings", "net", n.ID)
+		return nil
 	}
 
 	p, err := d.resolveParent(n.ParentSpec)
@@ -72,6 +67,15 @@ func (d *Driver) CreateNetwork(req *protocol.CreateNetworkRequest) error {
 		}
 		if n.Mode == ModePassthru {
 			return fmt.Errorf("macvlan_mode passthru needs parent %q alone, but network %s uses it; choose another parent or mode", p.Name, short(other.ID))
+		}
+	}
+	if recreate {
+		// A swarm worker forgets its networks when its daemon dies and may
+		// later get a fresh CreateNetwork for the same id with other
+		// settings: the new ones were checked above, now replace the old.
+		d.log.Info("network created again with other settings; replacing it", "net", n.ID)
+		if err := d.deleteNetworkLocked(old, p.Name); err != nil {
+			return err
 		}
 	}
 	if p.Create {
@@ -148,10 +152,12 @@ func (d *Driver) DeleteNetwork(req *protocol.DeleteNetworkRequest) error {
 		d.log.Debug("delete of unknown network", "net", req.NetworkID)
 		return nil
 	}
-	return d.deleteNetworkLocked(n)
+	return d.deleteNetworkLocked(n, "")
 }
 
-func (d *Driver) deleteNetworkLocked(n *store.Network) error {
+// deleteNetworkLocked removes a network, its endpoints' links and, unless it
+// is keepParent (the replacement network's parent), its driver-made parent.
+func (d *Driver) deleteNetworkLocked(n *store.Network, keepParent string) error {
 	if err := d.store.DeleteNetwork(n.ID); err != nil {
 		return fmt.Errorf("save network removal: %w", err)
 	}
@@ -162,7 +168,9 @@ func (d *Driver) deleteNetworkLocked(n *store.Network) error {
 		}
 	}
 	delete(d.networks, n.ID)
-	d.releaseParent(n)
+	if n.Parent != keepParent {
+		d.releaseParent(n)
+	}
 	d.log.Info("network deleted", "net", n.ID, "parent", n.Parent)
 	return nil
 }

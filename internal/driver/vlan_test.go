@@ -284,3 +284,26 @@ func TestReaperBatchesDeletes(t *testing.T) {
 		t.Fatalf("10 deletes took %d group deletes and %d single deletes; want 1 (or 2) group deletes", groups, singles)
 	}
 }
+
+func TestRecreateWithOtherSettingsKeepsOrReleasesVLANParent(t *testing.T) {
+	f := newFakeLinks("eth0", "eth1")
+	d := fakeDriver(t, f, t.TempDir(), nil)
+	mustOK(t, d.CreateNetwork(createNet(netA, "eth0.20")))
+
+	// Same parent, other mode: the VLAN link the new settings use stays.
+	req := createNet(netA, "eth0.20")
+	req.Options[protocol.OptionGeneric] = map[string]any{"parent": "eth0.20", "macvlan_mode": "private"}
+	mustOK(t, d.CreateNetwork(req))
+	if !f.has("eth0.20") {
+		t.Fatal("re-create on the same VLAN parent deleted it")
+	}
+	if n := d.Snapshot().Networks; len(n) != 1 || n[0].Mode != "private" || !n[0].ParentCreated {
+		t.Fatalf("networks after re-create: %+v", n)
+	}
+
+	// Another parent: the old VLAN link has no user any more and goes.
+	mustOK(t, d.CreateNetwork(createNet(netA, "eth1.30")))
+	if f.has("eth0.20") || !f.has("eth1.30") {
+		t.Fatal("re-create on another parent did not move the VLAN parent")
+	}
+}

@@ -1,0 +1,124 @@
+# Build and ship macvlan-swarm as a Docker managed plugin (plugin v2).
+#
+# A managed plugin is a directory holding config.json and rootfs/. `make plugin`
+# builds it under build/plugin without a Docker engine; the targets after it
+# hand it to an engine (create, enable, install, push) or to a registry
+# without any engine (push-registry).
+#
+#   make plugin                        build/plugin/{config.json,rootfs/}
+#   make install                       (re)create and enable it on the local engine
+#   make upgrade PUSH_REF=127.0.0.1:5000/macvlan-swarm:dev PUSH_FLAGS=-insecure
+#                                      new build into the installed plugin, state kept
+#   make push PLUGIN_NAME=reg:5000/macvlan-swarm PLUGIN_TAG=0.1.0
+#   make push-registry PUSH_REF=127.0.0.1:5000/macvlan-swarm:0.1.0 PUSH_FLAGS=-insecure
+
+GO      ?= go
+DOCKER  ?= docker
+GOARCH  ?= $(shell $(GO) env GOARCH)
+
+PLUGIN_NAME ?= macvlan-swarm
+PLUGIN_TAG  ?= latest
+PLUGIN_REF  := $(PLUGIN_NAME):$(PLUGIN_TAG)
+
+# Target and flags of the daemonless push (see cmd/macvlan-swarm-push -h).
+# No default: a bare name would mean Docker Hub.
+PUSH_REF   ?=
+PUSH_FLAGS ?=
+
+# `git describe` fails in a tree without commits or tags; fall back to "dev".
+VERSION ?= $(or $(shell git describe --tags --always --dirty 2>/dev/null),dev)
+
+MODULE      := github.com/macvlan-swarm/macvlan-swarm
+LDFLAGS     := -s -w -X $(MODULE)/internal/version.Version=$(VERSION)
+BUILD_DIR   := build
+BIN         := $(BUILD_DIR)/macvlan-swarm
+PUSH_BIN    := $(BUILD_DIR)/macvlan-swarm-push
+PLUGIN_DIR  := $(BUILD_DIR)/plugin
+ROOTFS      := $(PLUGIN_DIR)/rootfs
+
+# The daemon runs alone in an otherwise empty rootfs: it must be static.
+GOBUILD := CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)'
+
+.PHONY: all compile rootfs plugin create enable install upgrade push push-registry \
+	need-push-ref push-tool test test-e2e-push clean
+
+all: plugin
+
+# go build has its own cache: always ask it, it rebuilds only what changed.
+compile:
+	@mkdir -p $(BUILD_DIR)
+	$(GOBUILD) -o $(BIN) ./cmd/macvlan-swarm
+
+# The rootfs is rebuilt from scratch so nothing stale survives in it, and
+# every build gets fresh timestamps (see scripts/plugin-create.sh).
+# /run/docker/plugins (where the engine mounts the socket directory) and
+# /state (config.json's propagatedMount) are not required: the engine creates
+# missing mount points. They are there so the rootfs shows what it is for.
+# /tmp is scratch space, world-writable and sticky.
+rootfs: compile
+	rm -rf $(ROOTFS)
+	mkdir -p $(ROOTFS)/run/docker/plugins $(ROOTFS)/state $(ROOTFS)/tmp
+	chmod 1777 $(ROOTFS)/tmp
+	cp $(BIN) $(ROOTFS)/macvlan-swarm
+	@du -sh $(ROOTFS) | awk '{print "rootfs size: " $$1}'
+
+plugin: rootfs
+	sed 's|@VERSION@|$(VERSION)|' plugin/config.json > $(PLUGIN_DIR)/config.json
+	@echo "plugin $(VERSION) ready in $(PLUGIN_DIR)"
+
+# The plugin is created disabled. scripts/plugin-create.sh gets past the
+# engine's refusal of a rootfs layer that another installed plugin already
+# holds (the same build created under a second name).
+create: plugin
+	scripts/plugin-create.sh '$(DOCKER)' $(PLUGIN_REF) $(PLUGIN_DIR)
+
+enable:
+	$(DOCKER) plugin enable $(PLUGIN_REF)
+
+# Replace any plugin of the same name: networks using it keep referring to it
+# by name and reach the new one once it is enabled. The old copy's saved
+# networks and endpoints are carried over (see scripts/install.sh).
+install: plugin
+	scripts/install.sh '$(DOCKER)' $(PLUGIN_REF) $(PLUGIN_DIR)
+
+# Swap the rootfs of the installed $(PLUGIN_REF) for this build and keep its
+# state (the propagated mount survives `docker plugin upgrade`). The engine
+# pulls the build from PUSH_REF, so the registry must be one it can reach;
+# the plugin keeps its name, PLUGIN_REF, whatever PUSH_REF is.
+upgrade: need-push-ref push-registry
+	@if [ "$$($(DOCKER) plugin inspect -f '{{.Enabled}}' $(PLUGIN_REF))" = true ]; then \
+		echo "upgrade: disabling $(PLUGIN_REF) (forced: networks may use it)"; \
+		$(DOCKER) plugin disable -f $(PLUGIN_REF) || exit 1; \
+	fi
+	@echo "upgrade: $(PLUGIN_REF) from $(PUSH_REF)"
+	echo y | $(DOCKER) plugin upgrade --grant-all-permissions $(PLUGIN_REF) $(PUSH_REF)
+	@echo "upgrade: enabling $(PLUGIN_REF)"
+	$(DOCKER) plugin enable $(PLUGIN_REF)
+
+# Push through the engine: PLUGIN_NAME must name the registry repository and
+# the plugin must have been created under that name.
+push:
+	$(DOCKER) plugin push $(PLUGIN_REF)
+
+need-push-ref:
+	@test -n "$(PUSH_REF)" || { echo "set PUSH_REF=REGISTRY/REPOSITORY:TAG, e.g. PUSH_REF=127.0.0.1:5000/macvlan-swarm:dev (add PUSH_FLAGS=-insecure for plain HTTP)" >&2; exit 2; }
+
+push-tool:
+	@mkdir -p $(BUILD_DIR)
+	$(GO) build -trimpath -ldflags '-X $(MODULE)/internal/version.Version=$(VERSION)' -o $(PUSH_BIN) ./cmd/macvlan-swarm-push
+
+# Push build/plugin to a registry without any engine.
+push-registry: need-push-ref plugin push-tool
+	$(PUSH_BIN) -dir $(PLUGIN_DIR) $(PUSH_FLAGS) $(PUSH_REF)
+
+# Placeholder until the lead defines the suite.
+test:
+	$(GO) test -race -count=1 ./...
+
+# Daemonless push installed by a real dockerd (root, docker.io 20.10,
+# docker-registry); see internal/pluginpush/e2e_test.go.
+test-e2e-push: plugin
+	MVS_PLUGIN_DIR=$(CURDIR)/$(PLUGIN_DIR) $(GO) test -tags e2e -count=1 -v -run TestE2E ./internal/pluginpush/
+
+clean:
+	rm -rf $(BUILD_DIR)

@@ -1,0 +1,206 @@
+package driver_test
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/macvlan-swarm/macvlan-swarm/internal/driver"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/store"
+)
+
+// The engine never replays CreateNetwork, CreateEndpoint or Join: whatever
+// the driver knew before a restart must come back from its state file.
+
+// TestRestartSameStateFile: a restarted daemon carries on where it stopped.
+func TestRestartSameStateFile(t *testing.T) {
+	t.Parallel()
+	b := newBench(t, benchOpts{})
+	netID := swarmID("restart")
+	b.ok(t, "CreateNetwork", netReq(netID, onEth0("macvlan_mode", "vepa", "mtu", "1400"), pool("10.80.0.0/24", "10.80.0.1/24")))
+	ep1, ep2 := hexID("restart-1"), hexID("restart-2")
+	b.ok(t, "CreateEndpoint", epReq(netID, ep1, "10.80.0.2/24", "", ""))
+	b.ok(t, "CreateEndpoint", epReq(netID, ep2, "10.80.0.3/24", "", "02:aa:00:00:00:03"))
+	src1 := joinedLink(t, ep1, b.ok(t, "Join", joinReq(netID, ep1)))
+	// ep1's container holds its link while the daemon restarts.
+	container := b.lab.NewPeerNamespace(t)
+	b.lab.MoveTo(t, src1, container)
+	before := b.d.Snapshot()
+
+	b.restart(t)
+	if after := b.d.Snapshot(); !reflect.DeepEqual(before, after) {
+		t.Fatalf("state after restart differs:\n before %+v\n after  %+v", before, after)
+	}
+
+	j := b.ok(t, "Join", joinReq(netID, ep2))
+	src2 := joinedLink(t, ep2, j)
+	if j["Gateway"] != "10.80.0.1" {
+		t.Errorf("Join after restart: Gateway %v, want 10.80.0.1", j["Gateway"])
+	}
+	l := b.getLink(t, src2)
+	if l.MacvlanMode != "vepa" || l.MTU != 1400 || l.MAC.String() != "02:aa:00:00:00:03" {
+		t.Errorf("link after restart is %s MTU %d MAC %s, want vepa, 1400, 02:aa:00:00:00:03", l.MacvlanMode, l.MTU, l.MAC)
+	}
+	b.lab.MoveBack(t, container, src1)
+	for _, ep := range []string{ep1, ep2} {
+		b.ok(t, "Leave", leaveReq(netID, ep))
+		b.ok(t, "DeleteEndpoint", delEpReq(netID, ep))
+	}
+	b.ok(t, "DeleteNetwork", delNetReq(netID))
+	b.wantNoMvsLinks(t)
+	b.wantNoState(t)
+}
+
+// TestRestartAfterReboot: a reboot takes every host link and keeps the state
+// file; the endpoint can be joined again.
+func TestRestartAfterReboot(t *testing.T) {
+	t.Parallel()
+	b := newBench(t, benchOpts{})
+	netID := hexID("reboot")
+	b.ok(t, "CreateNetwork", netReq(netID, onEth0(), pool("10.81.0.0/24", "10.81.0.1/24")))
+	ep := hexID("reboot-ep")
+	b.ok(t, "CreateEndpoint", epReq(netID, ep, "10.81.0.2/24", "", ""))
+	src := joinedLink(t, ep, b.ok(t, "Join", joinReq(netID, ep)))
+
+	b.stop(t)
+	for _, l := range b.mvsLinks(t) {
+		if err := b.lab.Handle().Delete(l.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.start(t)
+
+	if s := b.d.Snapshot(); len(s.Networks) != 1 || len(s.Endpoints) != 1 {
+		t.Fatalf("after the reboot the driver holds %+v, want the network and its endpoint", s)
+	}
+	if got := joinedLink(t, ep, b.ok(t, "Join", joinReq(netID, ep))); got != src {
+		t.Errorf("Join after reboot names %s, before %s", got, src)
+	}
+	if l := b.getLink(t, src); l.MAC.String() != "02:42:0a:51:00:02" {
+		t.Errorf("re-created link has MAC %s, want 02:42:0a:51:00:02", l.MAC)
+	}
+	b.ok(t, "Leave", leaveReq(netID, ep))
+	b.ok(t, "DeleteEndpoint", delEpReq(netID, ep))
+	b.ok(t, "DeleteNetwork", delNetReq(netID))
+	b.wantNoMvsLinks(t)
+}
+
+// TestRestartJoinOverLeftoverLink: the daemon died after Join created the
+// link (the engine never got the answer and retries). The same endpoint's
+// Join must succeed over the leftover.
+func TestRestartJoinOverLeftoverLink(t *testing.T) {
+	t.Parallel()
+	b := newBench(t, benchOpts{})
+	netID := hexID("leftover")
+	b.ok(t, "CreateNetwork", netReq(netID, onEth0(), pool("10.82.0.0/24", "10.82.0.1/24")))
+	ep := hexID("leftover-ep")
+	b.ok(t, "CreateEndpoint", epReq(netID, ep, "10.82.0.2/24", "", ""))
+	src := joinedLink(t, ep, b.ok(t, "Join", joinReq(netID, ep)))
+	b.restart(t)
+	if !b.hasLink(t, src) {
+		t.Fatalf("restore deleted %s, which belongs to a live endpoint", src)
+	}
+	joinedLink(t, ep, b.ok(t, "Join", joinReq(netID, ep)))
+	if !b.hasLink(t, src) {
+		t.Fatalf("second Join left no %s", src)
+	}
+}
+
+// TestRestartRemovesStaleLinks: at start the driver removes links of its own
+// shape that belong to no endpoint, and links left in its retire group, and
+// nothing else.
+func TestRestartRemovesStaleLinks(t *testing.T) {
+	t.Parallel()
+	// A long reap delay: only Flush, or Close, may delete.
+	b := newBench(t, benchOpts{noStart: true, reapDelay: time.Hour})
+	h := b.lab.Handle()
+	add := func(name string) {
+		t.Helper()
+		if err := h.AddMacvlan(link.MacvlanSpec{Name: name, Parent: "eth0"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const (
+		stale   = "mvs0123456789ab" // our shape, no endpoint
+		retired = "mvsabcdef012345" // our shape, retired before a crash
+		user    = "usermv0"         // the user's own macvlan
+		userGrp = "usermv1"         // the user's, in our group by bad luck
+		userMvs = "mvsuplink-lan-1" // the user's, 15 bytes starting mvs
+	)
+	for _, n := range []string{stale, retired, user, userGrp, userMvs} {
+		add(n)
+	}
+	for _, n := range []string{retired, userGrp} {
+		if err := h.Retire(n, driver.RetireGroup); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eth0 := b.snapshotLink(t, "eth0")
+
+	b.start(t)
+	b.d.Flush()
+	for _, n := range []string{stale, retired} {
+		if b.hasLink(t, n) {
+			t.Errorf("stale link %s survived the start", n)
+		}
+	}
+	for _, n := range []string{user, userGrp, userMvs, "eth0", "eth0p"} {
+		if !b.hasLink(t, n) {
+			t.Errorf("link %s, not the driver's, was deleted", n)
+		}
+	}
+	if after := b.snapshotLink(t, "eth0"); after != eth0 {
+		t.Errorf("eth0 changed:\n before %+v\n after  %+v", eth0, after)
+	}
+}
+
+// TestRestartDropsEndpointsOfMissingNetworks: endpoint records whose network
+// is gone from the state file are dropped on load, and stay dropped.
+func TestRestartDropsEndpointsOfMissingNetworks(t *testing.T) {
+	t.Parallel()
+	b := newBench(t, benchOpts{noStart: true})
+	st, err := store.Open(b.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	netID := hexID("kept")
+	if err := st.PutNetwork(store.Network{ID: netID, ParentSpec: "eth0", Parent: "eth0", Mode: "bridge",
+		IPv4: []store.Pool{{Pool: "10.83.0.0/24", Gateway: "10.83.0.1/24"}}, Created: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	kept := store.Endpoint{ID: hexID("kept-ep"), NetworkID: netID, IPv4: "10.83.0.2/24", MAC: "02:42:0a:53:00:02", Link: hostLink(hexID("kept-ep"))}
+	eps := []store.Endpoint{kept}
+	for _, seed := range []string{"orphan-1", "orphan-2"} {
+		id := hexID(seed)
+		eps = append(eps, store.Endpoint{ID: id, NetworkID: hexID("gone"), IPv4: "10.84.0.2/24", MAC: "02:42:0a:54:00:02", Link: hostLink(id)})
+	}
+	if err := st.PutAll(eps); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b.start(t)
+	want := []store.Endpoint{kept}
+	if s := b.d.Snapshot(); len(s.Networks) != 1 || !reflect.DeepEqual(s.Endpoints, want) {
+		t.Errorf("after load the driver holds %+v, want one network and only %s", s, kept.ID[:12])
+	}
+	// The kept endpoint works.
+	joinedLink(t, kept.ID, b.ok(t, "Join", joinReq(netID, kept.ID)))
+
+	b.stop(t)
+	st, err = store.Open(b.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, saved, _, err := st.Load()
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(saved, want) {
+		t.Errorf("state file still holds endpoints %+v, want only %s", saved, kept.ID[:12])
+	}
+}

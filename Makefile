@@ -40,7 +40,7 @@ ROOTFS      := $(PLUGIN_DIR)/rootfs
 GOBUILD := CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 
 .PHONY: all compile rootfs plugin create enable install upgrade push push-registry \
-	need-push-ref push-tool test test-e2e-push clean
+	need-push-ref push-tool test test-unit test-e2e-push clean
 
 all: plugin
 
@@ -111,8 +111,16 @@ push-tool:
 push-registry: need-push-ref plugin push-tool
 	$(PUSH_BIN) -dir $(PLUGIN_DIR) $(PUSH_FLAGS) $(PUSH_REF)
 
-# Placeholder until the lead defines the suite.
-test:
+# The whole suite, as root: unit, netlink and protocol tests under the race
+# detector, then the end-to-end benches against real engines (build tag e2e:
+# dockerd, a registry and multi-node swarms, each in its own namespaces).
+# Without root the e2e tests and the netlink tests skip, saying why.
+test: plugin
+	$(GO) test -race -count=1 ./...
+	MVS_PLUGIN_DIR=$(CURDIR)/$(PLUGIN_DIR) $(GO) test -tags e2e -count=1 -timeout 40m $(E2E_FLAGS) ./test/e2e/... ./internal/pluginpush/
+
+# Only the fast tests (no engines).
+test-unit:
 	$(GO) test -race -count=1 ./...
 
 # Daemonless push installed by a real dockerd (root, docker.io 20.10,

@@ -1,0 +1,126 @@
+//go:build e2e
+
+package lab
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// modulePath identifies the repository's go.mod.
+const modulePath = "github.com/macvlan-swarm/macvlan-swarm"
+
+// RepoRoot returns the repository root: the nearest folder above the
+// working directory whose go.mod declares this module.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatalf("lab: %v", err)
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && bytes.Contains(b, []byte("module "+modulePath+"\n")) {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatalf("lab: no go.mod of %s above the working directory", modulePath)
+		}
+		dir = parent
+	}
+}
+
+var pluginBuild struct {
+	once sync.Once
+	dir  string
+	skip string
+	err  error
+}
+
+// PluginDir returns a managed-plugin directory (config.json and rootfs/)
+// of the driver: $MVS_PLUGIN_DIR when set, otherwise <repo>/build/plugin
+// after `make -C <repo> plugin`, run once per test process. It skips the
+// test while the daemon's source (cmd/macvlan-swarm) does not exist yet and
+// fails it when the build fails.
+func PluginDir(t testing.TB) string {
+	t.Helper()
+	if dir := os.Getenv("MVS_PLUGIN_DIR"); dir != "" {
+		checkPluginDir(t, dir)
+		return dir
+	}
+	root := RepoRoot(t)
+	pluginBuild.once.Do(func() {
+		srcs, _ := filepath.Glob(filepath.Join(root, "cmd", "macvlan-swarm", "*.go"))
+		if len(srcs) == 0 {
+			pluginBuild.skip = "cmd/macvlan-swarm has no Go source yet: no plugin to test"
+			return
+		}
+		cmd := exec.Command("make", "-C", root, "plugin")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			pluginBuild.err = fmt.Errorf("make plugin: %w\n%s", err, out)
+			return
+		}
+		pluginBuild.dir = filepath.Join(root, "build", "plugin")
+	})
+	if pluginBuild.skip != "" {
+		t.Skip("lab: " + pluginBuild.skip)
+	}
+	if pluginBuild.err != nil {
+		t.Fatalf("lab: %v", pluginBuild.err)
+	}
+	checkPluginDir(t, pluginBuild.dir)
+	return pluginBuild.dir
+}
+
+func checkPluginDir(t testing.TB, dir string) {
+	t.Helper()
+	for _, p := range []string{"config.json", "rootfs"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+			t.Fatalf("lab: plugin directory %s: %v", dir, err)
+		}
+	}
+}
+
+// VariantPluginDir copies a plugin directory into a temporary one and adds
+// a marker file to its rootfs, so that its layer differs from the
+// original's: `docker plugin create` refuses a rootfs whose layer another
+// plugin on the same engine already holds ("content … already exists").
+// Use it to install a second plugin (an upgrade target, another name) from
+// the same build.
+func VariantPluginDir(t testing.TB, dir string) string {
+	t.Helper()
+	checkPluginDir(t, dir)
+	dst := filepath.Join(t.TempDir(), "plugin")
+	if out, err := exec.Command("cp", "-a", dir, dst).CombinedOutput(); err != nil {
+		t.Fatalf("lab: copy %s: %v: %s", dir, err, out)
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	marker := filepath.Join(dst, "rootfs", ".mvs-variant")
+	if err := os.WriteFile(marker, []byte(hex.EncodeToString(b[:])+"\n"), 0o644); err != nil {
+		t.Fatalf("lab: %v", err)
+	}
+	return dst
+}
+
+// InstallPluginFromDir creates the managed plugin name (e.g.
+// "macvlan-swarm:latest") on node n from dir, applies settings
+// ("KEY=VALUE", as for `docker plugin set`) and enables it.
+func (n *Node) InstallPluginFromDir(t testing.TB, name, dir string, settings ...string) {
+	t.Helper()
+	checkPluginDir(t, dir)
+	n.Docker(t, "plugin", "create", name, dir)
+	if len(settings) > 0 {
+		n.Docker(t, append([]string{"plugin", "set", name}, settings...)...)
+	}
+	n.Docker(t, "plugin", "enable", name)
+}

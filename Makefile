@@ -40,7 +40,7 @@ ROOTFS      := $(PLUGIN_DIR)/rootfs
 GOBUILD := CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 
 .PHONY: all compile rootfs plugin create enable install upgrade push push-registry \
-	need-push-ref push-tool test test-unit test-e2e-push clean
+	need-push-ref push-tool demo test test-unit test-e2e-push clean
 
 all: plugin
 
@@ -118,6 +118,14 @@ push-registry: need-push-ref plugin push-tool
 test: plugin
 	$(GO) test -race -count=1 ./...
 	MVS_PLUGIN_DIR=$(CURDIR)/$(PLUGIN_DIR) $(GO) test -tags e2e -count=1 -timeout 40m $(E2E_FLAGS) ./test/e2e/... ./internal/pluginpush/
+
+# A private engine in a network namespace of its own (the e2e lab), the
+# plugin installed in it, a network, two containers that reach each other;
+# prints what happened and removes everything. Needs root; installs the
+# Debian packages it needs when missing.
+demo: plugin
+	@scripts/ensure-packages.sh
+	MVS_PLUGIN_DIR=$(CURDIR)/$(PLUGIN_DIR) $(GO) test -tags e2e -count=1 -v -run '^TestDemo$$' ./test/e2e/
 
 # Only the fast tests (no engines).
 test-unit:

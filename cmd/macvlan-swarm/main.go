@@ -61,7 +61,8 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	log.Info("macvlan-swarm starting", "version", version.Version, "socket", path, "scope", s.scope, "state_dir", s.stateDir, "parents", s.parents)
+	host, _ := os.Hostname()
+	log.Info("macvlan-swarm starting", "version", version.Version, "host", host, "socket", path, "scope", s.scope, "state_dir", s.stateDir, "parents", s.parents)
 
 	st, err := store.Open(s.stateDir)
 	if err != nil {
@@ -75,7 +76,7 @@ func run(args []string) error {
 		return err
 	}
 	defer links.Close()
-	d, err := driver.New(driver.Config{Scope: s.scope, Parents: parents, Links: links, Store: st, Log: log})
+	d, err := driver.New(driver.Config{Scope: s.scope, Node: host, Parents: parents, Links: links, Store: st, Log: log})
 	if err != nil {
 		l.Close()
 		return err

@@ -48,6 +48,9 @@ type Config struct {
 	Links   LinkLayer
 	Store   *store.Store
 	Log     *slog.Logger
+	// Node names this node in refusals (its hostname), so that a swarm user
+	// reading one task error knows which machine to fix.
+	Node string
 	// ReapDelay is how long the reaper gathers retired links before one
 	// group delete; zero means DefaultReapDelay.
 	ReapDelay time.Duration
@@ -59,6 +62,7 @@ const DefaultReapDelay = 50 * time.Millisecond
 // Driver implements protocol.Driver.
 type Driver struct {
 	scope   string
+	node    string
 	parents map[string]string
 	links   LinkLayer
 	store   *store.Store
@@ -98,6 +102,7 @@ func New(cfg Config) (*Driver, error) {
 	}
 	d := &Driver{
 		scope:     scope,
+		node:      cfg.Node,
 		parents:   cfg.Parents,
 		links:     cfg.Links,
 		store:     cfg.Store,
@@ -173,6 +178,14 @@ func (d *Driver) Snapshot() Snapshot {
 	sort.Slice(s.Networks, func(i, j int) bool { return s.Networks[i].ID < s.Networks[j].ID })
 	sort.Slice(s.Endpoints, func(i, j int) bool { return s.Endpoints[i].ID < s.Endpoints[j].ID })
 	return s
+}
+
+// onNode is "this node" with the node's name when known.
+func (d *Driver) onNode() string {
+	if d.node == "" {
+		return "this node"
+	}
+	return fmt.Sprintf("this node (%s)", d.node)
 }
 
 // short shortens an id for messages and link names.

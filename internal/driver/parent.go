@@ -85,7 +85,7 @@ func (d *Driver) parentNotFound(spec string, candidates []string) error {
 			here = append(here, i.Name)
 		}
 	}
-	return fmt.Errorf("%s not found on this node; interfaces here: %s. Use -o parent='a|b' to list each node's name, or set PARENTS on this node's plugin (docker plugin set macvlan-swarm PARENTS=lan=eth0)", what, joinSorted(here))
+	return fmt.Errorf("%s not found on %s; interfaces here: %s. Use -o parent='a|b' to list each node's name, or set PARENTS on this node's plugin (docker plugin set macvlan-swarm PARENTS=lan=eth0)", what, d.onNode(), joinSorted(here))
 }
 
 // parentOwned reports whether a recorded network says this driver created
@@ -115,7 +115,7 @@ func (d *Driver) parentUsers(name, except string) []*store.Network {
 func (d *Driver) createParent(p resolvedParent) error {
 	if err := d.links.AddVLAN(p.Name, p.Base, p.VID); err != nil {
 		if errors.Is(err, link.ErrUnsupported) {
-			return fmt.Errorf("parent %q does not exist and this node's kernel cannot create 802.1q VLAN links (%w): create %q on the node yourself or load the 8021q module", p.Name, err, p.Name)
+			return fmt.Errorf("parent %q does not exist and the kernel of %s cannot create 802.1q VLAN links (%w): create %q on the node yourself or load the 8021q module", p.Name, d.onNode(), err, p.Name)
 		}
 		return fmt.Errorf("create VLAN parent %q on %q: %w", p.Name, p.Base, err)
 	}

@@ -307,3 +307,18 @@ func TestRecreateWithOtherSettingsKeepsOrReleasesVLANParent(t *testing.T) {
 		t.Fatal("re-create on another parent did not move the VLAN parent")
 	}
 }
+
+func TestParentNotFoundNamesNodeAndInterfaces(t *testing.T) {
+	f := newFakeLinks("eth0", "ens18")
+	st, err := store.Open(t.TempDir())
+	mustOK(t, err)
+	defer st.Close()
+	d, err := New(Config{Links: f, Store: st, Node: "node7", Parents: map[string]string{"lan": "eth9"}})
+	mustOK(t, err)
+	defer d.Close()
+	err = d.CreateNetwork(createNet(netA, "lan|nope0"))
+	want := `parent "lan|nope0" (eth9|nope0 after this node's PARENTS aliases) not found on this node (node7); interfaces here: ens18, eth0.`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v\nwant it to contain %s", err, want)
+	}
+}

@@ -5,8 +5,11 @@
 # talks to, replacing an installed copy of the same name. `docker plugin rm`
 # deletes the old copy's propagated mount, where its saved networks and
 # endpoints live, so the state file is carried over to the new copy: networks
-# made with the old copy keep working. (`docker plugin upgrade` from a
-# registry keeps the state by itself: see `make upgrade`.)
+# made with the old copy keep working. The settings the user changed on the
+# old copy (`docker plugin set`: PARENTS, SCOPE, LOG_LEVEL, …) are carried
+# over too, where the new copy declares them settable: networks naming a
+# PARENTS alias, or a SCOPE=local engine, would break without them. (`docker plugin upgrade` from a registry keeps
+# both by itself: see `make upgrade`.)
 #
 # DOCKER may carry options ("docker -H unix:///run/other.sock"): it is split
 # on spaces on purpose. The carry needs the engine's data root on this
@@ -17,6 +20,7 @@ here=$(dirname "$0")
 state=macvlan-swarm.db
 carry=""
 root=""
+settings=""
 
 if $docker plugin inspect "$ref" >/dev/null 2>&1; then
 	id=$($docker plugin inspect -f '{{.Id}}' "$ref")
@@ -24,6 +28,11 @@ if $docker plugin inspect "$ref" >/dev/null 2>&1; then
 		echo "install: disabling existing $ref (forced: networks may use it)"
 		$docker plugin disable -f "$ref"
 	fi
+	# What the user changed with `docker plugin set`: the old copy's
+	# KEY=VALUE settings that differ from its own defaults, one per line.
+	defaults=$($docker plugin inspect -f '{{range .Config.Env}}{{.Name}}={{.Value}}{{println}}{{end}}' "$ref")
+	settings=$($docker plugin inspect -f '{{range .Settings.Env}}{{println .}}{{end}}' "$ref" |
+		grep -vxF -- "$defaults" || true)
 	root=$($docker info -f '{{.DockerRootDir}}' 2>/dev/null || true)
 	old="$root/plugins/$id/propagated-mount/$state"
 	if [ -n "$root" ] && [ -f "$old" ]; then
@@ -44,6 +53,22 @@ if [ -n "$carry" ]; then
 	mkdir -p "$root/plugins/$id/propagated-mount"
 	cp -p "$carry/$state" "$root/plugins/$id/propagated-mount/$state"
 	rm -rf "$carry"
+fi
+if [ -n "$settings" ]; then
+	# Set them again, where the new copy lets the user set them (STATE_DIR
+	# and SOCKET are fixed by the build).
+	settable=$($docker plugin inspect -f '{{range .Config.Env}}{{if .Settable}}{{println .Name}}{{end}}{{end}}' "$ref")
+	fresh=$($docker plugin inspect -f '{{range .Settings.Env}}{{println .}}{{end}}' "$ref")
+	printf '%s\n' "$settings" | while IFS= read -r kv; do
+		[ -n "$kv" ] || continue
+		printf '%s\n' "$fresh" | grep -qxF -- "$kv" && continue
+		if printf '%s\n' "$settable" | grep -qxF -- "${kv%%=*}"; then
+			echo "install: keeping setting $kv"
+			$docker plugin set "$ref" "$kv"
+		else
+			echo "install: setting $kv of the old copy is not settable in the new one; dropped" >&2
+		fi
+	done
 fi
 echo "install: enabling $ref"
 $docker plugin enable "$ref"

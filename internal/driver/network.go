@@ -47,8 +47,7 @@ func (d *Driver) CreateNetwork(req *protocol.CreateNetworkRequest) error {
 
 	old, recreate := d.networks[n.ID]
 	if recreate && sameNetwork(old, n) {
-		d.log.Debug("network created again with the same settings", "net", n.ID)
-		return nil
+		return d.forgetEndpointsLocked(old)
 	}
 
 	p, err := d.resolveParent(n.ParentSpec)
@@ -139,6 +138,32 @@ func sameNetwork(a, b *store.Network) bool {
 
 func samePool(a, b store.Pool) bool {
 	return a.Pool == b.Pool && a.Gateway == b.Gateway && maps.Equal(a.Aux, b.Aux)
+}
+
+// forgetEndpointsLocked handles a CreateNetwork for a network the driver
+// still holds with the same settings. The engine keeps local networks across
+// restarts and never sends CreateNetwork for them again; a swarm worker
+// forgets its swarm networks when its daemon dies (swarm mode rules out
+// live-restore, so its containers die too) and sends a fresh CreateNetwork
+// with its next task, without a DeleteEndpoint for the dead ones. So any
+// endpoint still recorded on the network belongs to a container that is
+// gone: its record is dropped and its link, if still in the host namespace,
+// retired. Left in place, such records would block a passthru network.
+func (d *Driver) forgetEndpointsLocked(n *store.Network) error {
+	stale := 0
+	for id, e := range d.endpoints {
+		if e.NetworkID != n.ID {
+			continue
+		}
+		if err := d.store.DeleteEndpoint(id); err != nil {
+			return fmt.Errorf("drop stale endpoint: %w", err)
+		}
+		delete(d.endpoints, id)
+		d.retireLink(e.Link, n)
+		stale++
+	}
+	d.log.Info("network created again with the same settings; dropped endpoints of containers that are gone", "net", n.ID, "endpoints", stale)
+	return nil
 }
 
 // DeleteNetwork forgets a network, removes links of endpoints still recorded

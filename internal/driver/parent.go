@@ -79,13 +79,26 @@ func (d *Driver) parentNotFound(spec string, candidates []string) error {
 	var here []string
 	if infos, err := d.links.List(); err == nil {
 		for _, i := range infos {
-			if i.Name == "lo" || strings.HasPrefix(i.Name, linkPrefix) {
+			if !candidateParent(i.Name) {
 				continue
 			}
 			here = append(here, i.Name)
 		}
 	}
-	return fmt.Errorf("%s not found on %s; interfaces here: %s. Use -o parent='a|b' to list each node's name, or set PARENTS on this node's plugin (docker plugin set macvlan-swarm PARENTS=lan=eth0)", what, d.onNode(), joinSorted(here))
+	return fmt.Errorf("%s not found on %s; interfaces here: %s. Use -o parent='a|b' to list each node's name, or give this node an alias: docker plugin disable -f PLUGIN, docker plugin set PLUGIN PARENTS=lan=eth0, docker plugin enable PLUGIN", what, d.onNode(), joinSorted(here))
+}
+
+// candidateParent tells which of a node's links are worth listing in a
+// "not found" message: not the loopback, not the engine's own bridges and
+// veths, not this driver's container links.
+func candidateParent(name string) bool {
+	switch {
+	case name == "lo", name == "docker0", name == "docker_gwbridge":
+		return false
+	case strings.HasPrefix(name, "veth"), strings.HasPrefix(name, linkPrefix):
+		return false
+	}
+	return true
 }
 
 // parentOwned reports whether a recorded network says this driver created

@@ -322,3 +322,35 @@ func TestParentNotFoundNamesNodeAndInterfaces(t *testing.T) {
 		t.Fatalf("err = %v\nwant it to contain %s", err, want)
 	}
 }
+
+// A swarm worker whose daemon died forgets its swarm networks and, with its
+// next task, sends CreateNetwork again without deleting the dead containers'
+// endpoints. Their records must not block the network (passthru takes one
+// endpoint only) and their links must go.
+func TestRecreateAfterWorkerCrashDropsDeadEndpoints(t *testing.T) {
+	f := newFakeLinks("eth0")
+	f.links["eth0"] = link.Info{Name: "eth0", Index: f.links["eth0"].Index, Kind: "veth", MTU: 1500, MAC: []byte{2, 0, 0, 0, 0, 1}}
+	d := fakeDriver(t, f, t.TempDir(), nil)
+	req := createNet(netA, "eth0")
+	req.Options[protocol.OptionGeneric] = map[string]any{"parent": "eth0", "macvlan_mode": "passthru"}
+	mustOK(t, d.CreateNetwork(req))
+	_, err := d.CreateEndpoint(&protocol.CreateEndpointRequest{NetworkID: netA, EndpointID: ep1, Interface: &protocol.EndpointInterface{Address: "10.20.0.5/24"}})
+	mustOK(t, err)
+	_, err = d.Join(&protocol.JoinRequest{NetworkID: netA, EndpointID: ep1})
+	mustOK(t, err)
+
+	// The daemon crashed; the container's link came back to the host (or
+	// not); the engine sends CreateNetwork with the same settings again.
+	mustOK(t, d.CreateNetwork(req))
+	d.Flush()
+	if len(d.Snapshot().Endpoints) != 0 {
+		t.Fatalf("dead endpoints kept: %+v", d.Snapshot().Endpoints)
+	}
+	if f.has(linkName(ep1)) {
+		t.Fatal("a dead endpoint's host link was left")
+	}
+	ep2 := strings.Repeat("2", 64)
+	if _, err := d.CreateEndpoint(&protocol.CreateEndpointRequest{NetworkID: netA, EndpointID: ep2, Interface: &protocol.EndpointInterface{Address: "10.20.0.6/24"}}); err != nil {
+		t.Fatalf("new task on the passthru network after the crash: %v", err)
+	}
+}

@@ -22,6 +22,13 @@ carry=""
 root=""
 settings=""
 
+if ! $docker version >/dev/null 2>&1; then
+	echo "install: no Docker engine answers ($docker version failed)." >&2
+	echo "install: start the engine (e.g. systemctl start docker), point DOCKER at it (make install DOCKER='docker -H unix:///path/docker.sock')," >&2
+	echo "install: or run 'make demo' to try the plugin in a private engine that it starts and removes." >&2
+	exit 1
+fi
+
 if $docker plugin inspect "$ref" >/dev/null 2>&1; then
 	id=$($docker plugin inspect -f '{{.Id}}' "$ref")
 	if [ "$($docker plugin inspect -f '{{.Enabled}}' "$ref")" = true ]; then

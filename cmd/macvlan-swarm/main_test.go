@@ -80,9 +80,7 @@ func TestListensBeforeSlowStartupWork(t *testing.T) {
 	}
 	conn.Close()
 
-	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-	}}}
+	client := unixClient(sock)
 	type result struct {
 		body string
 		err  error
@@ -108,4 +106,11 @@ func TestListensBeforeSlowStartupWork(t *testing.T) {
 	if r.err != nil || !strings.Contains(r.body, `"Scope":"global"`) {
 		t.Fatalf("after start-up: %+v", r)
 	}
+}
+
+// unixClient is an HTTP client whose every request goes to the socket.
+func unixClient(sock string) *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
 }

@@ -26,6 +26,21 @@ func linkName(endpointID string) string {
 	return linkPrefix + hex.EncodeToString(sum[:6])
 }
 
+// freeLinkName is linkName unless another endpoint already holds that name
+// (two ids that share their first 12 characters): then a name from a hash
+// of the whole id, so one endpoint's Join can never take the other's link.
+// The caller holds d.mu.
+func (d *Driver) freeLinkName(endpointID string) string {
+	name := linkName(endpointID)
+	for _, e := range d.endpoints {
+		if e.Link == name && e.ID != endpointID {
+			sum := sha256.Sum256([]byte(endpointID))
+			return linkPrefix + hex.EncodeToString(sum[:6])
+		}
+	}
+	return name
+}
+
 func isHex(s string) bool {
 	for _, r := range s {
 		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
@@ -104,7 +119,7 @@ func (d *Driver) CreateEndpoint(req *protocol.CreateEndpointRequest) (*protocol.
 		ID:        req.EndpointID,
 		NetworkID: req.NetworkID,
 		MAC:       mac.String(),
-		Link:      linkName(req.EndpointID),
+		Link:      d.freeLinkName(req.EndpointID),
 	}
 	if v4.IsValid() {
 		e.IPv4 = v4.String()

@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -352,5 +353,28 @@ func TestRecreateAfterWorkerCrashDropsDeadEndpoints(t *testing.T) {
 	ep2 := strings.Repeat("2", 64)
 	if _, err := d.CreateEndpoint(&protocol.CreateEndpointRequest{NetworkID: netA, EndpointID: ep2, Interface: &protocol.EndpointInterface{Address: "10.20.0.6/24"}}); err != nil {
 		t.Fatalf("new task on the passthru network after the crash: %v", err)
+	}
+}
+
+func TestEndpointIDsSharingAPrefixGetDistinctLinks(t *testing.T) {
+	f := newFakeLinks("eth0")
+	d := fakeDriver(t, f, t.TempDir(), nil)
+	mustOK(t, d.CreateNetwork(createNet(netA, "eth0")))
+	a := "abcdefabcdef" + strings.Repeat("1", 52)
+	b := "abcdefabcdef" + strings.Repeat("2", 52)
+	for i, id := range []string{a, b} {
+		_, err := d.CreateEndpoint(&protocol.CreateEndpointRequest{NetworkID: netA, EndpointID: id, Interface: &protocol.EndpointInterface{Address: fmt.Sprintf("10.20.0.%d/24", 5+i)}})
+		mustOK(t, err)
+		_, err = d.Join(&protocol.JoinRequest{NetworkID: netA, EndpointID: id})
+		mustOK(t, err)
+	}
+	eps := d.Snapshot().Endpoints
+	if eps[0].Link == eps[1].Link || !f.has(eps[0].Link) || !f.has(eps[1].Link) {
+		t.Fatalf("endpoints %+v: want two distinct live links", eps)
+	}
+	for _, c := range f.calls {
+		if strings.HasPrefix(c, "delete ") {
+			t.Fatalf("a join deleted a link: %v", f.calls)
+		}
 	}
 }

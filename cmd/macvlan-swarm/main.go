@@ -141,4 +141,3 @@ func parseParents(v string) (map[string]string, error) {
 	}
 	return m, nil
 }
-

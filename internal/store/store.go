@@ -239,4 +239,3 @@ func (s *Store) put(bucket []byte, key string, v any) error {
 		return tx.Bucket(bucket).Put([]byte(key), raw)
 	})
 }
-

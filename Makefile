@@ -116,6 +116,7 @@ push-registry: need-push-ref plugin push-tool
 # dockerd, a registry and multi-node swarms, each in its own namespaces).
 # Without root the e2e tests and the netlink tests skip, saying why.
 test: plugin
+	@scripts/ensure-packages.sh
 	$(GO) test -race -count=1 ./...
 	MVS_PLUGIN_DIR=$(CURDIR)/$(PLUGIN_DIR) $(GO) test -tags e2e -count=1 -timeout 40m $(E2E_FLAGS) ./test/e2e/... ./internal/pluginpush/
 

@@ -118,7 +118,7 @@ push-registry: need-push-ref plugin push-tool
 test: plugin
 	@scripts/ensure-packages.sh
 	$(GO) test -race -count=1 ./...
-	MVS_PLUGIN_DIR=$(CURDIR)/$(PLUGIN_DIR) $(GO) test -tags e2e -count=1 -timeout 40m $(E2E_FLAGS) ./test/e2e/... ./internal/pluginpush/
+	MVS_PLUGIN_DIR=$(CURDIR)/$(PLUGIN_DIR) $(GO) test -tags e2e -count=1 -timeout 40m $(E2E_FLAGS) ./test/e2e/...
 
 # A private engine in a network namespace of its own (the e2e lab), the
 # plugin installed in it, a network, two containers that reach each other;
@@ -132,10 +132,10 @@ demo: plugin
 test-unit:
 	$(GO) test -race -count=1 ./...
 
-# Daemonless push installed by a real dockerd (root, docker.io 20.10,
-# docker-registry); see internal/pluginpush/e2e_test.go.
+# Daemonless push installed by a real dockerd in the e2e lab (root, docker.io
+# 20.10, docker-registry), plugin create and rm; see test/e2e/packaging_test.go.
 test-e2e-push: plugin
-	MVS_PLUGIN_DIR=$(CURDIR)/$(PLUGIN_DIR) $(GO) test -tags e2e -count=1 -v -run TestE2E ./internal/pluginpush/
+	MVS_PLUGIN_DIR=$(CURDIR)/$(PLUGIN_DIR) $(GO) test -tags e2e -count=1 -v -run '^TestPackaging$$' ./test/e2e/
 
 clean:
 	rm -rf $(BUILD_DIR)

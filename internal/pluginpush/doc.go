@@ -23,7 +23,7 @@
 // diff_ids at all. This package writes the digest of the *uncompressed* tar there,
 // which is what diff_id means in the image format, so that generic registry
 // tools that verify layers against the config agree. Engine 20.10 installs
-// and enables such a push (e2e_test.go) and upgrades a plugin from one.
+// and enables such a push (test/e2e/packaging_test.go) and upgrades a plugin from one.
 //
 // The engine re-serialises config.json from its own Go type (capitalised keys,
 // a DockerVersion field). This package keeps the file's members as written;

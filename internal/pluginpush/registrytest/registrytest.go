@@ -54,18 +54,7 @@ func Start(t testing.TB, opts Options) *Registry {
 		Log:  filepath.Join(dir, "registry.log"),
 	}
 	cfg := filepath.Join(dir, "config.yml")
-	yml := fmt.Sprintf(`version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-`, r.Dir, r.Host)
-	if err := os.WriteFile(cfg, []byte(yml), 0o644); err != nil {
+	if err := WriteConfig(cfg, r.Host, r.Dir); err != nil {
 		t.Fatal(err)
 	}
 	logf, err := os.Create(r.Log)
@@ -112,6 +101,24 @@ http:
 		time.Sleep(50 * time.Millisecond)
 	}
 	return r
+}
+
+// WriteConfig writes a registry configuration file to path: listen on addr
+// (HOST:PORT), plain HTTP, store under storageDir, deletes allowed. It has
+// no auth section: the Debian package's default config asks for htpasswd.
+func WriteConfig(path, addr, storageDir string) error {
+	yml := fmt.Sprintf(`version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  addr: %s
+`, storageDir, addr)
+	return os.WriteFile(path, []byte(yml), 0o644)
 }
 
 // DumpLog writes the registry output to t's log, for a failing test.

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/macvlan-swarm/macvlan-swarm/internal/pluginpush/registrytest"
 )
 
 // RegistryAddr is where the lab registry listens: the lan bridge's address.
@@ -43,20 +45,8 @@ func (l *Lab) StartRegistry(t testing.TB) string {
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
 		t.Fatalf("lab: %v", err)
 	}
-	// No auth section: the package's default config asks for htpasswd.
-	config := fmt.Sprintf(`version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-`, filepath.Join(dir, "data"), RegistryAddr)
 	cfgPath := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
+	if err := registrytest.WriteConfig(cfgPath, RegistryAddr, filepath.Join(dir, "data")); err != nil {
 		t.Fatalf("lab: %v", err)
 	}
 	logPath := filepath.Join(dir, "registry.log")

@@ -11,8 +11,8 @@ import (
 	"github.com/macvlan-swarm/macvlan-swarm/internal/store"
 )
 
-// linkPrefix starts the name of every host link this driver creates. The
-// rest of the name comes from the endpoint id, so a delete needs no lookup.
+// linkPrefix starts the name of every host link this driver creates; the
+// rest comes from the endpoint id, so the name says whose link it is.
 const linkPrefix = "mvs"
 
 // linkName derives an endpoint's host link name: "mvs" and 12 characters of
@@ -22,6 +22,11 @@ func linkName(endpointID string) string {
 	if len(endpointID) >= 12 && isHex(endpointID[:12]) {
 		return linkPrefix + endpointID[:12]
 	}
+	return hashedLinkName(endpointID)
+}
+
+// hashedLinkName is "mvs" and 12 hex characters of a hash of the whole id.
+func hashedLinkName(endpointID string) string {
 	sum := sha256.Sum256([]byte(endpointID))
 	return linkPrefix + hex.EncodeToString(sum[:6])
 }
@@ -34,8 +39,7 @@ func (d *Driver) freeLinkName(endpointID string) string {
 	name := linkName(endpointID)
 	for _, e := range d.endpoints {
 		if e.Link == name && e.ID != endpointID {
-			sum := sha256.Sum256([]byte(endpointID))
-			return linkPrefix + hex.EncodeToString(sum[:6])
+			return hashedLinkName(endpointID)
 		}
 	}
 	return name

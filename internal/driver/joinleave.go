@@ -62,8 +62,7 @@ func (d *Driver) addLink(n *store.Network, e *store.Endpoint) error {
 		if !n.ParentCreated {
 			return fmt.Errorf("parent %q of this network is gone from this node: bring it back, or remove and re-create the network with another parent", n.Parent)
 		}
-		base, vid, _, _ := splitVLAN(n.Parent)
-		if cerr := d.createParent(resolvedParent{Name: n.Parent, Base: base, VID: vid}); cerr != nil {
+		if cerr := d.createParent(n.Parent); cerr != nil {
 			return cerr
 		}
 	} else if _, gerr := d.links.Get(e.Link); gerr == nil {

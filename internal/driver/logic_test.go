@@ -378,3 +378,24 @@ func TestEndpointIDsSharingAPrefixGetDistinctLinks(t *testing.T) {
 		}
 	}
 }
+
+// When a known network is created again with settings whose kernel step
+// fails (here a VLAN parent this kernel cannot make), the old network must
+// still be there: the kernel step runs before the old network is replaced.
+func TestRecreateWhoseParentCannotBeMadeKeepsOldNetwork(t *testing.T) {
+	f := newFakeLinks("eth0")
+	f.noVLAN = true
+	d := fakeDriver(t, f, t.TempDir(), nil)
+	mustOK(t, d.CreateNetwork(createNet(netA, "eth0")))
+	_, err := d.CreateEndpoint(&protocol.CreateEndpointRequest{NetworkID: netA, EndpointID: ep1, Interface: &protocol.EndpointInterface{Address: "10.20.0.5/24"}})
+	mustOK(t, err)
+	before := d.Snapshot()
+
+	if err := d.CreateNetwork(createNet(netA, "eth0.20")); err == nil || !strings.Contains(err.Error(), "cannot create 802.1q") {
+		t.Fatalf("err = %v", err)
+	}
+	after := d.Snapshot()
+	if len(after.Networks) != 1 || after.Networks[0].Parent != "eth0" || len(after.Endpoints) != len(before.Endpoints) {
+		t.Fatalf("the old network was not kept: before %+v, after %+v", before, after)
+	}
+}

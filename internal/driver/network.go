@@ -68,25 +68,31 @@ func (d *Driver) CreateNetwork(req *protocol.CreateNetworkRequest) error {
 			return fmt.Errorf("macvlan_mode passthru needs parent %q alone, but network %s uses it; choose another parent or mode", p.Name, short(other.ID))
 		}
 	}
+	// The kernel step goes first, so that if it fails a network being
+	// created again keeps its old settings; later failures undo it.
+	if p.Create {
+		if err := d.createParent(p.Name); err != nil {
+			return err
+		}
+	}
+	n.Parent, n.ParentCreated = p.Name, p.DriverOwned
+	undo := func() {
+		if p.Create {
+			d.releaseParent(n)
+		}
+	}
 	if recreate {
 		// A swarm worker forgets its networks when its daemon dies and may
 		// later get a fresh CreateNetwork for the same id with other
 		// settings: the new ones were checked above, now replace the old.
 		d.log.Info("network created again with other settings; replacing it", "net", n.ID)
 		if err := d.deleteNetworkLocked(old, p.Name); err != nil {
+			undo()
 			return err
 		}
 	}
-	if p.Create {
-		if err := d.createParent(p); err != nil {
-			return err
-		}
-	}
-	n.Parent, n.ParentCreated = p.Name, p.DriverOwned
 	if err := d.store.PutNetwork(*n); err != nil {
-		if p.Create {
-			d.releaseParent(n)
-		}
+		undo()
 		return fmt.Errorf("save network: %w", err)
 	}
 	d.networks[n.ID] = n

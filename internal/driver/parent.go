@@ -13,11 +13,9 @@ import (
 type resolvedParent struct {
 	Name string
 	MTU  int
-	// Create is set when Name does not exist yet and is an 802.1q link this
-	// driver will create on Base.
+	// Create is set when Name does not exist yet and is an 802.1q link
+	// (base.vid) this driver will create.
 	Create bool
-	Base   string
-	VID    int
 	// DriverOwned is true when the link is (or will be) one this driver
 	// created; only such links are ever deleted, by the last network using
 	// them.
@@ -52,7 +50,7 @@ func (d *Driver) resolveParent(spec string) (resolvedParent, error) {
 		return resolvedParent{Name: c, MTU: info.MTU, DriverOwned: d.parentOwned(c)}, nil
 	}
 	for _, c := range candidates {
-		base, vid, isVLAN, err := splitVLAN(c)
+		base, _, isVLAN, err := splitVLAN(c)
 		if !isVLAN {
 			continue
 		}
@@ -66,7 +64,7 @@ func (d *Driver) resolveParent(spec string) (resolvedParent, error) {
 		if err != nil {
 			return resolvedParent{}, fmt.Errorf("look up %q, the base of VLAN parent %q: %w", base, c, err)
 		}
-		return resolvedParent{Name: c, MTU: info.MTU, Create: true, Base: base, VID: vid, DriverOwned: true}, nil
+		return resolvedParent{Name: c, MTU: info.MTU, Create: true, DriverOwned: true}, nil
 	}
 	return resolvedParent{}, d.parentNotFound(spec, candidates)
 }
@@ -124,15 +122,23 @@ func (d *Driver) parentUsers(name, except string) []*store.Network {
 	return users
 }
 
-// createParent makes the 802.1q link a resolution asked for.
-func (d *Driver) createParent(p resolvedParent) error {
-	if err := d.links.AddVLAN(p.Name, p.Base, p.VID); err != nil {
-		if errors.Is(err, link.ErrUnsupported) {
-			return fmt.Errorf("parent %q does not exist and the kernel of %s cannot create 802.1q VLAN links (%w): create %q on the node yourself or load the 8021q module", p.Name, d.onNode(), err, p.Name)
-		}
-		return fmt.Errorf("create VLAN parent %q on %q: %w", p.Name, p.Base, err)
+// createParent makes the 802.1q link name ("base.vid"): for a new network,
+// and again for a saved one whose parent vanished (a reboot).
+func (d *Driver) createParent(name string) error {
+	base, vid, isVLAN, err := splitVLAN(name)
+	if err != nil {
+		return err
 	}
-	d.log.Info("created VLAN parent", "link", p.Name, "base", p.Base, "vid", p.VID)
+	if !isVLAN {
+		return fmt.Errorf("parent %q was recorded as made by macvlan-swarm but is not a VLAN name (base.vid); not re-creating it", name)
+	}
+	if err := d.links.AddVLAN(name, base, vid); err != nil {
+		if errors.Is(err, link.ErrUnsupported) {
+			return fmt.Errorf("parent %q does not exist and the kernel of %s cannot create 802.1q VLAN links (%w): create %q on the node yourself or load the 8021q module", name, d.onNode(), err, name)
+		}
+		return fmt.Errorf("create VLAN parent %q on %q: %w", name, base, err)
+	}
+	d.log.Info("created VLAN parent", "link", name, "base", base, "vid", vid)
 	return nil
 }
 

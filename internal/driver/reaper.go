@@ -112,15 +112,15 @@ func (r *reaper) reap() {
 		return
 	}
 	start := time.Now()
-	if !foreign {
-		if err := r.links.DeleteGroup(RetireGroup); err == nil {
+	if foreign {
+		r.log.Warn("a link that is not macvlan-swarm's is in its link group; deleting ours one by one", "group", RetireGroup)
+	} else {
+		err := r.links.DeleteGroup(RetireGroup)
+		if err == nil {
 			r.log.Info("deleted retired host links", "count", len(ours), "took", time.Since(start).Round(time.Microsecond))
 			return
-		} else {
-			r.log.Warn("group delete failed; deleting links one by one", "err", err)
 		}
-	} else {
-		r.log.Warn("a link that is not macvlan-swarm's is in its link group; deleting ours one by one", "group", RetireGroup)
+		r.log.Warn("group delete failed; deleting links one by one", "err", err)
 	}
 	for _, name := range ours {
 		if err := r.links.Delete(name); err != nil {

@@ -83,12 +83,7 @@ func (d *Driver) restoreParents() {
 		if _, err := d.links.Get(n.Parent); err == nil {
 			continue
 		}
-		base, vid, isVLAN, err := splitVLAN(n.Parent)
-		if !isVLAN || err != nil {
-			d.log.Warn("saved network has a created parent that is not a VLAN name; not re-creating it", "net", n.ID, "parent", n.Parent)
-			continue
-		}
-		if err := d.createParent(resolvedParent{Name: n.Parent, Base: base, VID: vid}); err != nil {
+		if err := d.createParent(n.Parent); err != nil {
 			d.log.Error("could not re-create VLAN parent after restart", "net", n.ID, "parent", n.Parent, "err", err)
 		}
 	}

@@ -184,6 +184,20 @@ func (h *Handle) byName(name string) (netlink.Link, error) {
 	return l, nil
 }
 
+// parent looks up the lower link of a link about to be created. Looking it up
+// first turns a missing parent into ErrNotFound; the kernel would only say
+// "no such device", which could be about either name.
+func (h *Handle) parent(name string) (netlink.Link, error) {
+	p, err := h.nl.LinkByName(name)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, fmt.Errorf("parent %w", ErrNotFound)
+		}
+		return nil, fmt.Errorf("look up parent: %w", err)
+	}
+	return p, nil
+}
+
 // isNotFound reports whether err is netlink's way of saying a link does not
 // exist: a typed error from lookups, a bare ENODEV from requests by index.
 func isNotFound(err error) bool {

@@ -77,14 +77,9 @@ func (h *Handle) AddMacvlan(spec MacvlanSpec) error {
 		}
 	}
 
-	// Looking the parent up first turns a missing parent into ErrNotFound;
-	// the kernel would only say "no such device", which could be either name.
-	parent, err := h.nl.LinkByName(spec.Parent)
+	parent, err := h.parent(spec.Parent)
 	if err != nil {
-		if isNotFound(err) {
-			return wrap(fmt.Errorf("parent %w", ErrNotFound))
-		}
-		return wrap(fmt.Errorf("look up parent: %w", err))
+		return wrap(err)
 	}
 
 	// NewLinkAttrs, not a zero LinkAttrs: its TxQLen of -1 means "kernel

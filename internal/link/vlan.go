@@ -21,12 +21,9 @@ func (h *Handle) AddVLAN(name, parent string, vid int) error {
 	if vid < 1 || vid > 4094 {
 		return wrap(fmt.Errorf("vlan id %d out of range (accepted: 1-4094)", vid))
 	}
-	p, err := h.nl.LinkByName(parent)
+	p, err := h.parent(parent)
 	if err != nil {
-		if isNotFound(err) {
-			return wrap(fmt.Errorf("parent %w", ErrNotFound))
-		}
-		return wrap(fmt.Errorf("look up parent: %w", err))
+		return wrap(err)
 	}
 
 	attrs := netlink.NewLinkAttrs()

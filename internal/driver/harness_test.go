@@ -463,6 +463,23 @@ func (b *bench) snapshotLink(t testing.TB, name string) untouched {
 	return untouched{Index: i.Index, MTU: i.MTU, Up: i.Up, Group: i.Group, MAC: i.MAC.String(), Kind: i.Kind}
 }
 
+// wantUntouched checks that link name is as snapshotLink saw it before.
+func (b *bench) wantUntouched(t testing.TB, name string, before untouched) {
+	t.Helper()
+	if after := b.snapshotLink(t, name); after != before {
+		t.Errorf("%s changed:\n before %+v\n after  %+v", name, before, after)
+	}
+}
+
+// netWithEndpoint creates network netID on eth0 with subnet 10.<octet>.0.0/24
+// (gateway .1) and endpoint ep at .2 in it.
+func (b *bench) netWithEndpoint(t testing.TB, netID, ep string, octet int) {
+	t.Helper()
+	subnet := fmt.Sprintf("10.%d.0.", octet)
+	b.ok(t, "CreateNetwork", netReq(netID, onEth0(), pool(subnet+"0/24", subnet+"1/24")))
+	b.ok(t, "CreateEndpoint", epReq(netID, ep, subnet+"2/24", "", ""))
+}
+
 // mustContain checks a user-facing message mentions each of parts.
 func mustContain(t testing.TB, msg string, parts ...string) {
 	t.Helper()

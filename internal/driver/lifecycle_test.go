@@ -119,9 +119,7 @@ func TestLifecycleModes(t *testing.T) {
 			wantEmpty(t, "DeleteNetwork", b.ok(t, "DeleteNetwork", delNetReq(netID)))
 			b.wantNoMvsLinks(t)
 			b.wantNoState(t)
-			if after := b.snapshotLink(t, "eth0"); after != eth0 {
-				t.Errorf("eth0 changed:\n before %+v\n after  %+v", eth0, after)
-			}
+			b.wantUntouched(t, "eth0", eth0)
 		})
 	}
 }
@@ -398,9 +396,8 @@ func TestLifecycleRefusedRecreateKeepsNetwork(t *testing.T) {
 	t.Parallel()
 	b := newBench(t, benchOpts{})
 	netID := swarmID("recreate")
-	b.ok(t, "CreateNetwork", netReq(netID, onEth0(), pool("10.65.0.0/24", "10.65.0.1/24")))
 	ep := hexID("recreate-ep")
-	b.ok(t, "CreateEndpoint", epReq(netID, ep, "10.65.0.2/24", "", ""))
+	b.netWithEndpoint(t, netID, ep, 65)
 	before := b.d.Snapshot()
 
 	b.refused(t, "CreateNetwork", netReq(netID, map[string]string{"parent": "nope0"}, pool("10.65.0.0/24", "10.65.0.1/24")))
@@ -425,9 +422,8 @@ func TestLifecycleIdempotentDeletes(t *testing.T) {
 	wantEmpty(t, "DeleteNetwork of an unknown swarm network", b.ok(t, "DeleteNetwork", delNetReq(swarmID("unknown"))))
 
 	netID := hexID("vanish")
-	b.ok(t, "CreateNetwork", netReq(netID, onEth0(), pool("10.70.0.0/24", "10.70.0.1/24")))
 	ep := hexID("vanish-ep")
-	b.ok(t, "CreateEndpoint", epReq(netID, ep, "10.70.0.2/24", "", ""))
+	b.netWithEndpoint(t, netID, ep, 70)
 	src := joinedLink(t, ep, b.ok(t, "Join", joinReq(netID, ep)))
 	// The link disappears behind the driver's back (its container's
 	// namespace went, or an admin deleted it).
@@ -549,9 +545,7 @@ func TestLifecycleGoldenReplay(t *testing.T) {
 			t.Logf("replayed %d requests: %v", len(files), counts)
 			b.wantNoMvsLinks(t)
 			b.wantNoState(t)
-			if after := b.snapshotLink(t, "eth0"); after != eth0 {
-				t.Errorf("eth0 changed:\n before %+v\n after  %+v", eth0, after)
-			}
+			b.wantUntouched(t, "eth0", eth0)
 		})
 	}
 }

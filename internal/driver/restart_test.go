@@ -58,9 +58,8 @@ func TestRestartAfterReboot(t *testing.T) {
 	t.Parallel()
 	b := newBench(t, benchOpts{})
 	netID := hexID("reboot")
-	b.ok(t, "CreateNetwork", netReq(netID, onEth0(), pool("10.81.0.0/24", "10.81.0.1/24")))
 	ep := hexID("reboot-ep")
-	b.ok(t, "CreateEndpoint", epReq(netID, ep, "10.81.0.2/24", "", ""))
+	b.netWithEndpoint(t, netID, ep, 81)
 	src := joinedLink(t, ep, b.ok(t, "Join", joinReq(netID, ep)))
 
 	b.stop(t)
@@ -93,9 +92,8 @@ func TestRestartJoinOverLeftoverLink(t *testing.T) {
 	t.Parallel()
 	b := newBench(t, benchOpts{})
 	netID := hexID("leftover")
-	b.ok(t, "CreateNetwork", netReq(netID, onEth0(), pool("10.82.0.0/24", "10.82.0.1/24")))
 	ep := hexID("leftover-ep")
-	b.ok(t, "CreateEndpoint", epReq(netID, ep, "10.82.0.2/24", "", ""))
+	b.netWithEndpoint(t, netID, ep, 82)
 	src := joinedLink(t, ep, b.ok(t, "Join", joinReq(netID, ep)))
 	b.restart(t)
 	if !b.hasLink(t, src) {
@@ -150,9 +148,7 @@ func TestRestartRemovesStaleLinks(t *testing.T) {
 			t.Errorf("link %s, not the driver's, was deleted", n)
 		}
 	}
-	if after := b.snapshotLink(t, "eth0"); after != eth0 {
-		t.Errorf("eth0 changed:\n before %+v\n after  %+v", eth0, after)
-	}
+	b.wantUntouched(t, "eth0", eth0)
 }
 
 // TestRestartDropsEndpointsOfMissingNetworks: endpoint records whose network

@@ -202,6 +202,17 @@ var restoredRE = regexp.MustCompile(`state restored\\?"? networks=(\d+) endpoint
 
 // lcRestored returns the counts of the last "state restored" line since
 // mark, failing when the daemon did not start (again) since then.
+// lcWantRestored waits for the daemon's "state restored" line after mark and
+// checks that it restored wantNets networks and wantEps endpoints.
+func lcWantRestored(t *testing.T, n *lab.Node, mark int, after string, wantNets, wantEps int) {
+	t.Helper()
+	nets, eps := lcRestored(t, n, mark)
+	t.Logf("after %s the daemon restored %d network(s), %d endpoint(s)", after, nets, eps)
+	if nets != wantNets || eps != wantEps {
+		t.Errorf("after %s the daemon restored %d networks and %d endpoints, want %d and %d", after, nets, eps, wantNets, wantEps)
+	}
+}
+
 func lcRestored(t *testing.T, n *lab.Node, mark int) (networks, endpoints int) {
 	t.Helper()
 	var m []string
@@ -451,11 +462,8 @@ func TestLifecyclePlugin(t *testing.T) {
 		restartMark := lcLogMark(t, n.Node)
 		n.Docker(t, "plugin", "enable", lcPlugin)
 		newPid := lcWaitPluginUp(t, n.Node, lcPlugin, oldPid)
-		nets, eps := lcRestored(t, n.Node, restartMark)
-		t.Logf("daemon pid %d → %d; restored %d network(s), %d endpoint(s)", oldPid, newPid, nets, eps)
-		if nets != 1 || eps != 2 {
-			t.Errorf("restored %d networks and %d endpoints, want 1 and 2", nets, eps)
-		}
+		t.Logf("daemon pid %d → %d", oldPid, newPid)
+		lcWantRestored(t, n.Node, restartMark, "disable and enable", 1, 2)
 		net.checkSurvived(t)
 		net.remove(t, mark)
 	})
@@ -483,12 +491,8 @@ func TestLifecyclePlugin(t *testing.T) {
 		}
 		began := time.Now()
 		newPid := lcWaitPluginUp(t, n.Node, lcPlugin, oldPid)
-		nets, eps := lcRestored(t, n.Node, killMark)
-		t.Logf("daemon pid %d killed, engine started pid %d within %v; restored %d network(s), %d endpoint(s)",
-			oldPid, newPid, time.Since(began).Round(time.Millisecond), nets, eps)
-		if nets != 1 || eps != 2 {
-			t.Errorf("restored %d networks and %d endpoints, want 1 and 2", nets, eps)
-		}
+		t.Logf("daemon pid %d killed, engine started pid %d within %v", oldPid, newPid, time.Since(began).Round(time.Millisecond))
+		lcWantRestored(t, n.Node, killMark, "SIGKILL", 1, 2)
 		net.checkSurvived(t)
 		net.remove(t, mark)
 	})
@@ -621,10 +625,7 @@ func TestLifecyclePlugin(t *testing.T) {
 		upMark := lcLogMark(t, n.Node)
 		n.Docker(t, "plugin", "enable", lcPlugin)
 		lcWaitPluginUp(t, n.Node, lcPlugin, oldPid)
-		nets, eps := lcRestored(t, n.Node, upMark)
-		if nets != 1 || eps != 2 {
-			t.Errorf("restored %d networks and %d endpoints after upgrade, want 1 and 2", nets, eps)
-		}
+		lcWantRestored(t, n.Node, upMark, "docker plugin upgrade", 1, 2)
 		info := n.Docker(t, "plugin", "inspect", "-f", "{{.Id}}|{{.PluginReference}}|{{.Config.Description}}", lcPlugin)
 		f := strings.Split(info, "|")
 		if len(f) != 3 {
@@ -661,9 +662,7 @@ func TestLifecyclePlugin(t *testing.T) {
 			"DOCKER="+lcDockerArg(n.Node), "PLUGIN_NAME=macvlan-swarm", "PLUGIN_TAG=latest",
 			"PUSH_REF="+reg+"/macvlan-swarm:next2", "PUSH_FLAGS=-insecure")
 		lcWaitPluginUp(t, n.Node, lcPlugin, oldPid)
-		if nets, eps := lcRestored(t, n.Node, upMark); nets != 1 || eps != 2 {
-			t.Errorf("restored %d networks and %d endpoints after make upgrade, want 1 and 2", nets, eps)
-		}
+		lcWantRestored(t, n.Node, upMark, "make upgrade", 1, 2)
 		if d := n.Docker(t, "plugin", "inspect", "-f", "{{.Config.Description}}", lcPlugin); !strings.Contains(d, "(version lifecycle-next2)") {
 			t.Errorf("description %q after make upgrade, want version lifecycle-next2", d)
 		}
@@ -690,9 +689,8 @@ func TestLifecyclePlugin(t *testing.T) {
 		t.Logf("plugin disabled (no -f) %v after the last network was removed", time.Since(began).Round(time.Millisecond))
 		mark := lcLogMark(t, n.Node)
 		n.Docker(t, "plugin", "enable", lcPlugin)
-		if nets, eps := lcRestored(t, n.Node, mark); nets != 0 || eps != 0 {
-			t.Errorf("the state holds %d network(s) and %d endpoint(s) after every test removed its own", nets, eps)
-		}
+		// Every subtest removed its own containers and networks.
+		lcWantRestored(t, n.Node, mark, "every subtest removed its own", 0, 0)
 		lcNoDriverLinks(t, n.Node)
 	})
 }
@@ -811,11 +809,8 @@ func TestLifecyclePackaging(t *testing.T) {
 			if _, err := os.Stat(filepath.Dir(filepath.Dir(lcStatePath(t, n1.Node, oldID)))); err == nil {
 				t.Errorf("the old copy's directory %s is still there", oldID[:12])
 			}
-			nets, eps := lcRestored(t, n1.Node, installMark)
-			t.Logf("plugin %s replaced by %s; the new daemon restored %d network(s), %d endpoint(s)", oldID[:12], newID[:12], nets, eps)
-			if nets != 1 || eps != 2 {
-				t.Errorf("restored %d networks and %d endpoints after make install, want 1 and 2", nets, eps)
-			}
+			t.Logf("plugin %s replaced by %s", oldID[:12], newID[:12])
+			lcWantRestored(t, n1.Node, installMark, "make install", 1, 2)
 			env := n1.Docker(t, "plugin", "inspect", "-f", "{{json .Settings.Env}}", lcPlugin)
 			for _, kv := range settings {
 				if !strings.Contains(env, `"`+kv+`"`) {

@@ -61,6 +61,20 @@ const (
 	ep1  = "1111111111111111111111111111111111111111111111111111111111111111"
 )
 
+// addEndpoint creates endpoint id with IPv4 address addr on network netA.
+func addEndpoint(t *testing.T, d *Driver, id, addr string) {
+	t.Helper()
+	_, err := d.CreateEndpoint(&protocol.CreateEndpointRequest{NetworkID: netA, EndpointID: id, Interface: &protocol.EndpointInterface{Address: addr}})
+	mustOK(t, err)
+}
+
+// join joins endpoint id of network netA.
+func join(t *testing.T, d *Driver, id string) {
+	t.Helper()
+	_, err := d.Join(&protocol.JoinRequest{NetworkID: netA, EndpointID: id})
+	mustOK(t, err)
+}
+
 func mustOK(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -164,8 +178,7 @@ func TestRebootRecreatesVLANParent(t *testing.T) {
 	f := newFakeLinks("eth0")
 	d := fakeDriver(t, f, dir, nil)
 	mustOK(t, d.CreateNetwork(createNet(netA, "eth0.20")))
-	_, err := d.CreateEndpoint(&protocol.CreateEndpointRequest{NetworkID: netA, EndpointID: ep1, Interface: &protocol.EndpointInterface{Address: "10.20.0.5/24"}})
-	mustOK(t, err)
+	addEndpoint(t, d, ep1, "10.20.0.5/24")
 	stop(d)
 
 	// After a reboot the kernel has only the physical link; the state file
@@ -186,11 +199,9 @@ func TestJoinRecreatesVanishedVLANParent(t *testing.T) {
 	f := newFakeLinks("eth0")
 	d := fakeDriver(t, f, t.TempDir(), nil)
 	mustOK(t, d.CreateNetwork(createNet(netA, "eth0.20")))
-	_, err := d.CreateEndpoint(&protocol.CreateEndpointRequest{NetworkID: netA, EndpointID: ep1, Interface: &protocol.EndpointInterface{Address: "10.20.0.5/24"}})
-	mustOK(t, err)
+	addEndpoint(t, d, ep1, "10.20.0.5/24")
 	mustOK(t, f.Delete("eth0.20"))
-	_, err = d.Join(&protocol.JoinRequest{NetworkID: netA, EndpointID: ep1})
-	mustOK(t, err)
+	join(t, d, ep1)
 	if !f.has("eth0.20") || !f.has(linkName(ep1)) {
 		t.Fatal("join did not re-create the VLAN parent and the link")
 	}
@@ -227,10 +238,8 @@ func TestReaperLeavesForeignLinkInItsGroup(t *testing.T) {
 	f := newFakeLinks("eth0")
 	d := fakeDriver(t, f, t.TempDir(), nil)
 	mustOK(t, d.CreateNetwork(createNet(netA, "eth0")))
-	_, err := d.CreateEndpoint(&protocol.CreateEndpointRequest{NetworkID: netA, EndpointID: ep1, Interface: &protocol.EndpointInterface{Address: "10.20.0.5/24"}})
-	mustOK(t, err)
-	_, err = d.Join(&protocol.JoinRequest{NetworkID: netA, EndpointID: ep1})
-	mustOK(t, err)
+	addEndpoint(t, d, ep1, "10.20.0.5/24")
+	join(t, d, ep1)
 	// Someone else's link happens to sit in the driver's group.
 	f.mu.Lock()
 	f.add(link.Info{Name: "theirs0", Kind: "veth", Group: RetireGroup})
@@ -258,10 +267,8 @@ func TestReaperBatchesDeletes(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		id := strings.Repeat(string("0123456789"[i]), 64)
 		ids = append(ids, id)
-		_, err := d.CreateEndpoint(&protocol.CreateEndpointRequest{NetworkID: netA, EndpointID: id, Interface: &protocol.EndpointInterface{Address: netip.AddrFrom4([4]byte{10, 20, 0, byte(10 + i)}).String() + "/24"}})
-		mustOK(t, err)
-		_, err = d.Join(&protocol.JoinRequest{NetworkID: netA, EndpointID: id})
-		mustOK(t, err)
+		addEndpoint(t, d, id, fmt.Sprintf("10.20.0.%d/24", 10+i))
+		join(t, d, id)
 	}
 	for _, id := range ids {
 		mustOK(t, d.DeleteEndpoint(&protocol.DeleteEndpointRequest{NetworkID: netA, EndpointID: id}))
@@ -335,10 +342,8 @@ func TestRecreateAfterWorkerCrashDropsDeadEndpoints(t *testing.T) {
 	req := createNet(netA, "eth0")
 	req.Options[protocol.OptionGeneric] = map[string]any{"parent": "eth0", "macvlan_mode": "passthru"}
 	mustOK(t, d.CreateNetwork(req))
-	_, err := d.CreateEndpoint(&protocol.CreateEndpointRequest{NetworkID: netA, EndpointID: ep1, Interface: &protocol.EndpointInterface{Address: "10.20.0.5/24"}})
-	mustOK(t, err)
-	_, err = d.Join(&protocol.JoinRequest{NetworkID: netA, EndpointID: ep1})
-	mustOK(t, err)
+	addEndpoint(t, d, ep1, "10.20.0.5/24")
+	join(t, d, ep1)
 
 	// The daemon crashed; the container's link came back to the host (or
 	// not); the engine sends CreateNetwork with the same settings again.
@@ -363,10 +368,8 @@ func TestEndpointIDsSharingAPrefixGetDistinctLinks(t *testing.T) {
 	a := "abcdefabcdef" + strings.Repeat("1", 52)
 	b := "abcdefabcdef" + strings.Repeat("2", 52)
 	for i, id := range []string{a, b} {
-		_, err := d.CreateEndpoint(&protocol.CreateEndpointRequest{NetworkID: netA, EndpointID: id, Interface: &protocol.EndpointInterface{Address: fmt.Sprintf("10.20.0.%d/24", 5+i)}})
-		mustOK(t, err)
-		_, err = d.Join(&protocol.JoinRequest{NetworkID: netA, EndpointID: id})
-		mustOK(t, err)
+		addEndpoint(t, d, id, fmt.Sprintf("10.20.0.%d/24", 5+i))
+		join(t, d, id)
 	}
 	eps := d.Snapshot().Endpoints
 	if eps[0].Link == eps[1].Link || !f.has(eps[0].Link) || !f.has(eps[1].Link) {
@@ -387,8 +390,7 @@ func TestRecreateWhoseParentCannotBeMadeKeepsOldNetwork(t *testing.T) {
 	f.noVLAN = true
 	d := fakeDriver(t, f, t.TempDir(), nil)
 	mustOK(t, d.CreateNetwork(createNet(netA, "eth0")))
-	_, err := d.CreateEndpoint(&protocol.CreateEndpointRequest{NetworkID: netA, EndpointID: ep1, Interface: &protocol.EndpointInterface{Address: "10.20.0.5/24"}})
-	mustOK(t, err)
+	addEndpoint(t, d, ep1, "10.20.0.5/24")
 	before := d.Snapshot()
 
 	if err := d.CreateNetwork(createNet(netA, "eth0.20")); err == nil || !strings.Contains(err.Error(), "cannot create 802.1q") {

@@ -21,6 +21,22 @@ state=macvlan-swarm.db
 carry=""
 root=""
 settings=""
+removed=""
+
+# A failure after the old copy is gone must not lose what it held: say
+# where its state file waits and which settings it had.
+on_exit() {
+	status=$?
+	[ "$status" != 0 ] && [ -n "$removed" ] || return 0
+	if [ -n "$carry" ] && [ -f "$carry/$state" ]; then
+		echo "install: failed after removing the old copy; its saved networks are kept in $carry/$state:" >&2
+		echo "install: once $ref is created again (disabled), copy that file into $root/plugins/<its id>/propagated-mount/ and enable it" >&2
+	fi
+	if [ -n "$settings" ]; then
+		echo "install: the old copy's settings, to set again with docker plugin set: $(printf '%s ' $settings)" >&2
+	fi
+}
+trap on_exit EXIT
 
 if ! $docker version >/dev/null 2>&1; then
 	echo "install: no Docker engine answers ($docker version failed)." >&2
@@ -51,6 +67,7 @@ if $docker plugin inspect "$ref" >/dev/null 2>&1; then
 	fi
 	echo "install: removing existing $ref"
 	$docker plugin rm -f "$ref"
+	removed=1
 fi
 
 echo "install: creating $ref from $dir"

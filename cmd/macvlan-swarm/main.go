@@ -29,6 +29,9 @@ type settings struct {
 	logLevel string
 	scope    string
 	parents  string
+	// engineRun is where the plugin sees the engine's exec root (the
+	// config.json mount "engine-run"), to tell dead containers' sandboxes.
+	engineRun string
 }
 
 func main() {
@@ -76,7 +79,8 @@ func run(args []string) error {
 		return err
 	}
 	defer links.Close()
-	d, err := driver.New(driver.Config{Scope: s.scope, Node: host, Parents: parents, Links: links, Store: st, Log: log})
+	d, err := driver.New(driver.Config{Scope: s.scope, Node: host, Parents: parents, Links: links, Store: st, Log: log,
+		Reclaim: driver.ReclaimConfig{SandboxRoot: s.engineRun}})
 	if err != nil {
 		l.Close()
 		return err
@@ -104,6 +108,7 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	fs.StringVar(&s.logLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	fs.StringVar(&s.scope, "scope", env("SCOPE", protocol.ScopeGlobal), "global (swarm) or local (standalone engines before 26) (env SCOPE)")
 	fs.StringVar(&s.parents, "parents", env("PARENTS", ""), "node-level parent aliases, e.g. lan=eth0,dmz=ens19.20 (env PARENTS)")
+	fs.StringVar(&s.engineRun, "engine-run", env("ENGINE_RUN_DIR", ""), "where the engine's exec root is visible, to see its sandbox files; empty: sandbox paths as the engine gives them (env ENGINE_RUN_DIR)")
 	if err := fs.Parse(args); err != nil {
 		return s, err
 	}

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net"
 	"net/netip"
 	"os"
 	"runtime"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/driver"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/model"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/store"
 )
 
@@ -127,24 +129,22 @@ func benchRestore(b *testing.B, endpoints int, hostLinks bool) {
 	}
 	defer st.Close()
 	netID := swarmID("restore")
-	if err := st.PutNetwork(store.Network{ID: netID, ParentSpec: "eth0", Parent: "eth0", Mode: "bridge",
-		IPv4:    []store.Pool{{Pool: "10.128.0.0/9", Gateway: "10.128.0.1/9"}},
-		Options: map[string]string{"parent": "eth0"}, Created: time.Now().UTC()}); err != nil {
-		b.Fatal(err)
-	}
-	eps := make([]store.Endpoint, endpoints)
+	n := &model.Network{ID: netID, ParentSpec: "eth0", Parent: "eth0", Mode: link.ModeBridge,
+		IPv4:    []model.Pool{{Subnet: netip.MustParsePrefix("10.128.0.0/9"), Gateway: netip.MustParsePrefix("10.128.0.1/9")}},
+		Options: map[string]string{"parent": "eth0"}, Created: time.Now().UTC()}
+	eps := make([]*model.Endpoint, endpoints)
 	for i := range eps {
 		id := hexID(fmt.Sprintf("restore-%d", i))
 		a := netip.AddrFrom4([4]byte{10, 128 + byte(i>>16), byte(i >> 8), byte(i)})
-		mac := fmt.Sprintf("02:42:%02x:%02x:%02x:%02x", 10, 128+byte(i>>16), byte(i>>8), byte(i))
-		eps[i] = store.Endpoint{ID: id, NetworkID: netID, IPv4: netip.PrefixFrom(a, 9).String(), MAC: mac, Link: hostLink(id)}
+		mac := net.HardwareAddr{0x02, 0x42, 10, 128 + byte(i>>16), byte(i >> 8), byte(i)}
+		eps[i] = &model.Endpoint{ID: id, NetworkID: netID, IPv4: netip.PrefixFrom(a, 9), MAC: mac, Link: hostLink(id), Created: time.Now().UTC()}
 		if hostLinks {
-			if err := pl.lab.Handle().AddMacvlan(link.MacvlanSpec{Name: eps[i].Link, Parent: "eth0"}); err != nil {
+			if err := pl.lab.Handle().AddMacvlan(link.MacvlanSpec{Name: eps[i].Link, Parent: "eth0", Mark: link.EndpointMark(id)}); err != nil {
 				b.Fatal(err)
 			}
 		}
 	}
-	if err := st.PutAll(eps); err != nil {
+	if err := st.Apply(store.Change{PutNetworks: []*model.Network{n}, PutEndpoints: eps}); err != nil {
 		b.Fatal(err)
 	}
 	cfg := driver.Config{Links: pl.links, Store: st, ReapDelay: time.Hour, Log: testLog()}

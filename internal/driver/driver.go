@@ -1,14 +1,13 @@
 // Package driver is macvlan-swarm's network logic: it turns the engine's
 // requests into macvlan links and saved records. It knows nothing of HTTP
-// (internal/protocol decodes requests for it) and reaches the kernel only
-// through the LinkLayer interface (internal/link implements it with netlink).
+// (internal/protocol decodes requests for it), keeps its typed records in
+// one state owner (state.go) and reaches the kernel only through the
+// LinkLayer interface (internal/link implements it with netlink).
 //
-// One mutex guards all in-memory state; every request takes it for its whole
-// duration, so a request sees and leaves a consistent state, and the saved
-// state is written before the lock is released. The per-request work is
-// sub-millisecond (a bbolt commit and at most one netlink create), so the lock
-// costs little; the slow kernel work, link deletion, happens in the reaper
-// outside it (see reaper.go).
+// Each request holds the state's mutex for its whole duration, so a request
+// sees and leaves a consistent state, and the saved state is written before
+// the lock is released. The slow kernel work, link deletion, happens in the
+// link package's reaper outside it.
 package driver
 
 import (
@@ -17,7 +16,6 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
@@ -29,13 +27,11 @@ import (
 // namespace. internal/link implements it with netlink; unit tests of logic
 // this kernel cannot run (802.1q parents) use a fake.
 type LinkLayer interface {
+	link.ReapOps
 	Get(name string) (link.Info, error)
-	List() ([]link.Info, error)
 	AddMacvlan(spec link.MacvlanSpec) error
 	AddVLAN(name, parent string, vid int) error
-	Delete(name string) error
-	Retire(name string, group uint32) error
-	DeleteGroup(group uint32) error
+	Mark(name, mark string) error
 }
 
 // Config wires a Driver.
@@ -54,6 +50,9 @@ type Config struct {
 	// ReapDelay is how long the reaper gathers retired links before one
 	// group delete; zero means DefaultReapDelay.
 	ReapDelay time.Duration
+	// Reclaim tunes the reclaiming of endpoints whose container is gone
+	// (reclaim.go); zero fields take the defaults.
+	Reclaim ReclaimConfig
 }
 
 // DefaultReapDelay batches link deletions that arrive close together.
@@ -65,22 +64,16 @@ type Driver struct {
 	node    string
 	parents map[string]string
 	links   LinkLayer
-	store   *store.Store
 	log     *slog.Logger
-
-	mu        sync.Mutex
-	networks  map[string]*store.Network
-	endpoints map[string]*store.Endpoint
-
-	reaper *reaper
+	st      *state
+	reaper  *link.Reaper
+	reclaim *reclaimer
 }
 
 var _ protocol.Driver = (*Driver)(nil)
 
-// New builds a Driver and restores its saved state: it loads the records,
-// re-creates the 802.1q parents it had made (gone after a reboot), removes
-// host links of this driver that belong to no endpoint, and drops records
-// that point nowhere. See restore.go.
+// New builds a Driver, restores its saved state (restore.go) and starts
+// reclaiming the endpoints of dead containers (reclaim.go).
 func New(cfg Config) (*Driver, error) {
 	if cfg.Links == nil || cfg.Store == nil {
 		return nil, errors.New("driver: Links and Store are required")
@@ -101,32 +94,28 @@ func New(cfg Config) (*Driver, error) {
 		delay = DefaultReapDelay
 	}
 	d := &Driver{
-		scope:     scope,
-		node:      cfg.Node,
-		parents:   cfg.Parents,
-		links:     cfg.Links,
-		store:     cfg.Store,
-		log:       log,
-		networks:  map[string]*store.Network{},
-		endpoints: map[string]*store.Endpoint{},
+		scope:   scope,
+		node:    cfg.Node,
+		parents: cfg.Parents,
+		links:   cfg.Links,
+		log:     log,
+		st:      newState(cfg.Store),
+		reaper:  link.NewReaper(cfg.Links, log, delay),
 	}
-	d.reaper = newReaper(cfg.Links, log, delay)
+	d.reclaim = newReclaimer(cfg.Reclaim)
 	if err := d.restore(); err != nil {
-		d.reaper.stop()
+		d.reaper.Stop()
 		return nil, err
 	}
+	d.reclaim.start(d)
 	return d, nil
 }
 
-// Close finishes pending link deletions. It does not close the store.
+// Close stops reclaiming and finishes pending link deletions. It does not
+// close the store.
 func (d *Driver) Close() {
-	d.reaper.stop()
-}
-
-// Flush deletes retired host links now instead of at the reaper's next
-// batch. Tests use it to check that nothing is left behind.
-func (d *Driver) Flush() {
-	d.reaper.reap()
+	d.reclaim.stop()
+	d.reaper.Stop()
 }
 
 // GetCapabilities reports the configured scope. ConnectivityScope global is
@@ -135,8 +124,9 @@ func (d *Driver) GetCapabilities() (*protocol.CapabilitiesResponse, error) {
 	return &protocol.CapabilitiesResponse{Scope: d.scope, ConnectivityScope: d.scope}, nil
 }
 
-// GwAllocCheck keeps gateway allocation on: on a LAN the gateway is the
-// router's address, which IPAM must never hand to a container.
+// GwAllocCheck is never called: the driver does not advertise the
+// GwAllocChecker capability, so engines >= 28 keep reserving the gateway,
+// which on a LAN is the router's address and must never go to a container.
 func (d *Driver) GwAllocCheck(*protocol.GwAllocCheckRequest) (*protocol.GwAllocCheckResponse, error) {
 	return &protocol.GwAllocCheckResponse{}, nil
 }
@@ -158,26 +148,12 @@ func (d *Driver) DiscoverNew(*protocol.DiscoveryNotification) error { return nil
 // DiscoverDelete is a swarm node notification the driver does not need.
 func (d *Driver) DiscoverDelete(*protocol.DiscoveryNotification) error { return nil }
 
-// Snapshot is a copy of the in-memory state, for tests and diagnostics.
-type Snapshot struct {
-	Networks  []store.Network
-	Endpoints []store.Endpoint
-}
-
-// Snapshot returns the networks and endpoints sorted by id.
-func (d *Driver) Snapshot() Snapshot {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var s Snapshot
-	for _, n := range d.networks {
-		s.Networks = append(s.Networks, *n)
-	}
-	for _, e := range d.endpoints {
-		s.Endpoints = append(s.Endpoints, *e)
-	}
-	sort.Slice(s.Networks, func(i, j int) bool { return s.Networks[i].ID < s.Networks[j].ID })
-	sort.Slice(s.Endpoints, func(i, j int) bool { return s.Endpoints[i].ID < s.Endpoints[j].ID })
-	return s
+// missingID refuses a request that lacks an id it needs. When the plugin
+// dies mid-request the engine retries with a body it has already consumed,
+// so such requests arrive empty: answering them as a successful no-op would
+// make the engine forget an endpoint the driver still holds.
+func missingID(method, what string) error {
+	return fmt.Errorf("the engine sent %s without %s, probably a retry after the plugin restarted; nothing was changed (an endpoint left behind is reclaimed once its container is gone)", method, what)
 }
 
 // onNode is "this node" with the node's name when known.
@@ -188,7 +164,7 @@ func (d *Driver) onNode() string {
 	return fmt.Sprintf("this node (%s)", d.node)
 }
 
-// short shortens an id for messages and link names.
+// short shortens an id for messages and logs.
 func short(id string) string {
 	if len(id) > 12 {
 		return id[:12]

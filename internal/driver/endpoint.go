@@ -2,57 +2,16 @@ package driver
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
+	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/model"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
-	"github.com/macvlan-swarm/macvlan-swarm/internal/store"
 )
-
-// linkPrefix starts the name of every host link this driver creates; the
-// rest comes from the endpoint id, so the name says whose link it is.
-const linkPrefix = "mvs"
-
-// linkName derives an endpoint's host link name: "mvs" and 12 characters of
-// the endpoint id (15 bytes, the kernel's limit). Engine endpoint ids are 64
-// hex characters; anything else is hashed so the name stays valid.
-func linkName(endpointID string) string {
-	if len(endpointID) >= 12 && isHex(endpointID[:12]) {
-		return linkPrefix + endpointID[:12]
-	}
-	return hashedLinkName(endpointID)
-}
-
-// hashedLinkName is "mvs" and 12 hex characters of a hash of the whole id.
-func hashedLinkName(endpointID string) string {
-	sum := sha256.Sum256([]byte(endpointID))
-	return linkPrefix + hex.EncodeToString(sum[:6])
-}
-
-// freeLinkName is linkName unless another endpoint already holds that name
-// (two ids that share their first 12 characters): then a name from a hash
-// of the whole id, so one endpoint's Join can never take the other's link.
-// The caller holds d.mu.
-func (d *Driver) freeLinkName(endpointID string) string {
-	name := linkName(endpointID)
-	for _, e := range d.endpoints {
-		if e.Link == name && e.ID != endpointID {
-			return hashedLinkName(endpointID)
-		}
-	}
-	return name
-}
-
-func isHex(s string) bool {
-	for _, r := range s {
-		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
-			return false
-		}
-	}
-	return true
-}
 
 // endpointMAC picks an endpoint's MAC when the user gave none. With an IPv4
 // address it is 02:42 followed by the address, like Docker's bridge, so a
@@ -69,83 +28,123 @@ func endpointMAC(endpointID string, v4 netip.Prefix) net.HardwareAddr {
 	return net.HardwareAddr{0x06, sum[0], sum[1], sum[2], sum[3], sum[4]}
 }
 
-// CreateEndpoint records an endpoint. IPAM has filled its addresses; the
-// driver adds only a MAC, and only when the request has none: returning a
-// field the engine set makes it fail the endpoint.
-func (d *Driver) CreateEndpoint(req *protocol.CreateEndpointRequest) (*protocol.CreateEndpointResponse, error) {
+// endpointFromRequest reads a CreateEndpoint request without touching state.
+func endpointFromRequest(req *protocol.CreateEndpointRequest) (*model.Endpoint, error) {
+	switch {
+	case req.NetworkID == "" && req.EndpointID == "":
+		return nil, missingID("CreateEndpoint", "a network id or an endpoint id")
+	case req.EndpointID == "":
+		return nil, missingID("CreateEndpoint", "an endpoint id")
+	case req.NetworkID == "":
+		return nil, missingID("CreateEndpoint", "a network id")
+	}
 	iface := req.Interface
 	if iface == nil {
 		iface = &protocol.EndpointInterface{}
 	}
-	var v4, v6 netip.Prefix
+	e := &model.Endpoint{ID: req.EndpointID, NetworkID: req.NetworkID, Created: time.Now().UTC()}
 	var err error
 	if iface.Address != "" {
-		if v4, err = netip.ParsePrefix(iface.Address); err != nil || !v4.Addr().Is4() {
+		if e.IPv4, err = netip.ParsePrefix(iface.Address); err != nil || !e.IPv4.Addr().Is4() {
 			return nil, fmt.Errorf("endpoint address %q from the engine is not an IPv4 CIDR", iface.Address)
 		}
 	}
 	if iface.AddressIPv6 != "" {
-		if v6, err = netip.ParsePrefix(iface.AddressIPv6); err != nil || !v6.Addr().Is6() {
+		if e.IPv6, err = netip.ParsePrefix(iface.AddressIPv6); err != nil || !e.IPv6.Addr().Is6() {
 			return nil, fmt.Errorf("endpoint address %q from the engine is not an IPv6 CIDR", iface.AddressIPv6)
 		}
 	}
-	var mac net.HardwareAddr
 	if iface.MacAddress != "" {
-		if mac, err = net.ParseMAC(iface.MacAddress); err != nil || len(mac) != 6 {
+		if e.MAC, err = net.ParseMAC(iface.MacAddress); err != nil || len(e.MAC) != 6 {
 			return nil, fmt.Errorf("MAC address %q is not valid: give six hex bytes, e.g. 02:42:0a:00:00:05", iface.MacAddress)
 		}
-		if mac[0]&1 == 1 {
-			return nil, fmt.Errorf("MAC address %q is a multicast address; a container needs a unicast one (first byte even, e.g. 02:...)", iface.MacAddress)
+		if err := link.CheckMAC(e.MAC); err != nil {
+			return nil, err
 		}
 	}
+	return e, nil
+}
 
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	n, ok := d.networks[req.NetworkID]
-	if !ok {
-		return nil, d.unknownNetwork(req.NetworkID)
+// CreateEndpoint records an endpoint. IPAM has filled its addresses; the
+// driver adds only a MAC, and only when the request has none: returning a
+// field the engine set makes it fail the endpoint. An address outside the
+// network's subnets and a MAC another container or the parent already uses
+// on this parent are refused before anything is made.
+func (d *Driver) CreateEndpoint(req *protocol.CreateEndpointRequest) (*protocol.CreateEndpointResponse, error) {
+	e, err := endpointFromRequest(req)
+	if err != nil {
+		return nil, err
 	}
-	if n.Mode == ModePassthru {
-		for _, e := range d.endpoints {
-			if e.NetworkID == n.ID && e.ID != req.EndpointID {
-				return nil, fmt.Errorf("network uses macvlan_mode passthru, which gives parent %q to one container only, and endpoint %s has it", n.Parent, short(e.ID))
+	userMAC := e.MAC != nil
+
+	d.st.mu.Lock()
+	defer d.st.mu.Unlock()
+	n, ok := d.st.networks[e.NetworkID]
+	if !ok {
+		return nil, d.unknownNetwork(e.NetworkID)
+	}
+	for _, a := range []netip.Prefix{e.IPv4, e.IPv6} {
+		if a.IsValid() && !n.Contains(a.Addr()) {
+			return nil, fmt.Errorf("address %s is outside every subnet of network %s (%s): the engine's IPAM and the network disagree; remove the network and create it again", a, short(n.ID), subnets(n))
+		}
+	}
+	if n.Mode == link.ModePassthru {
+		for _, other := range d.st.endpointsOf(n.ID) {
+			if other.ID != e.ID {
+				return nil, fmt.Errorf("network uses macvlan_mode passthru, which gives parent %q to one container only, and endpoint %s has it", n.Parent, short(other.ID))
 			}
 		}
 	}
-	var resp protocol.CreateEndpointResponse
-	if mac == nil {
-		if mac, err = d.defaultMAC(n, req.EndpointID, v4); err != nil {
+	if !userMAC {
+		if e.MAC, err = d.defaultMAC(n, e); err != nil {
 			return nil, err
 		}
-		resp.Interface = &protocol.EndpointInterfaceResponse{MacAddress: mac.String()}
 	}
-	e := &store.Endpoint{
-		ID:        req.EndpointID,
-		NetworkID: req.NetworkID,
-		MAC:       mac.String(),
-		Link:      d.freeLinkName(req.EndpointID),
+	if n.Mode != link.ModePassthru {
+		if err := d.checkMACFree(n, e); err != nil {
+			return nil, err
+		}
 	}
-	if v4.IsValid() {
-		e.IPv4 = v4.String()
+	e.Link = d.freeLinkName(e.ID)
+	if err := d.st.putEndpoint(e); err != nil {
+		return nil, err
 	}
-	if v6.IsValid() {
-		e.IPv6 = v6.String()
-	}
-	if err := d.store.PutEndpoint(*e); err != nil {
-		return nil, fmt.Errorf("save endpoint: %w", err)
-	}
-	d.endpoints[e.ID] = e
 	d.log.Debug("endpoint created", "net", e.NetworkID, "ep", e.ID, "ipv4", e.IPv4, "ipv6", e.IPv6, "mac", e.MAC)
+	var resp protocol.CreateEndpointResponse
+	if !userMAC {
+		resp.Interface = &protocol.EndpointInterfaceResponse{MacAddress: e.MAC.String()}
+	}
 	return &resp, nil
+}
+
+// checkMACFree refuses a MAC that the parent itself or another endpoint on
+// the same parent already has: the kernel would refuse it only when the
+// engine brings the link up inside the container, with "address already in
+// use", which names nothing.
+func (d *Driver) checkMACFree(n *model.Network, e *model.Endpoint) error {
+	mac := e.MAC.String()
+	for _, other := range d.st.endpoints {
+		if other.ID == e.ID || other.MAC.String() != mac {
+			continue
+		}
+		if on := d.st.networks[other.NetworkID]; on != nil && on.Parent == n.Parent {
+			return fmt.Errorf("MAC address %s is already used on parent %q by endpoint %s of network %s: give the container another --mac-address, or none to get one derived from its address", mac, n.Parent, short(other.ID), short(other.NetworkID))
+		}
+	}
+	p, err := d.links.Get(n.Parent)
+	if err == nil && p.MAC.String() == mac {
+		return fmt.Errorf("MAC address %s is parent %q's own address on %s: give the container another --mac-address, or none to get one derived from its address", mac, n.Parent, d.onNode())
+	}
+	return nil
 }
 
 // defaultMAC picks the MAC of an endpoint whose user gave none. A passthru
 // link always carries its parent's MAC (the kernel ignores a requested one),
 // so that is the one reported; had the engine been told another, it would
 // set it inside the container and so change the parent's own address.
-func (d *Driver) defaultMAC(n *store.Network, endpointID string, v4 netip.Prefix) (net.HardwareAddr, error) {
-	if n.Mode != ModePassthru {
-		return endpointMAC(endpointID, v4), nil
+func (d *Driver) defaultMAC(n *model.Network, e *model.Endpoint) (net.HardwareAddr, error) {
+	if n.Mode != link.ModePassthru {
+		return endpointMAC(e.ID, e.IPv4), nil
 	}
 	p, err := d.links.Get(n.Parent)
 	if err != nil {
@@ -154,18 +153,32 @@ func (d *Driver) defaultMAC(n *store.Network, endpointID string, v4 netip.Prefix
 	return p.MAC, nil
 }
 
+// freeLinkName is link.EndpointLinkName unless another endpoint already
+// holds that name (two ids that share their first 12 characters): then a name
+// from a hash of the whole id, so one endpoint's Join can never take the
+// other's link. The caller holds the state lock.
+func (d *Driver) freeLinkName(endpointID string) string {
+	name := link.EndpointLinkName(endpointID)
+	for _, e := range d.st.endpoints {
+		if e.Link == name && e.ID != endpointID {
+			return link.HashedLinkName(endpointID)
+		}
+	}
+	return name
+}
+
 // EndpointOperInfo shows the endpoint's link in docker inspect. An unknown
 // endpoint gets an empty answer rather than an error: inspect must not fail.
 func (d *Driver) EndpointOperInfo(req *protocol.EndpointOperInfoRequest) (*protocol.EndpointOperInfoResponse, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.st.mu.Lock()
+	defer d.st.mu.Unlock()
 	value := map[string]any{}
-	if e, ok := d.endpoints[req.EndpointID]; ok {
+	if e, ok := d.st.endpoints[req.EndpointID]; ok {
 		value["host_link"] = e.Link
-		value["mac_address"] = e.MAC
-		if n, ok := d.networks[e.NetworkID]; ok {
+		value["mac_address"] = e.MAC.String()
+		if n, ok := d.st.networks[e.NetworkID]; ok {
 			value["parent"] = n.Parent
-			value["macvlan_mode"] = n.Mode
+			value["macvlan_mode"] = string(n.Mode)
 		}
 	}
 	return &protocol.EndpointOperInfoResponse{Value: value}, nil
@@ -173,37 +186,64 @@ func (d *Driver) EndpointOperInfo(req *protocol.EndpointOperInfoRequest) (*proto
 
 // DeleteEndpoint forgets an endpoint and removes its host link (the engine
 // moved it back out of the container on Leave, or it went with the
-// container's namespace). Unknown endpoints are success.
+// container's namespace). Unknown endpoints are success; a request without
+// an endpoint id (an empty retry) is refused.
 func (d *Driver) DeleteEndpoint(req *protocol.DeleteEndpointRequest) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	e, ok := d.endpoints[req.EndpointID]
+	if req.EndpointID == "" {
+		return missingID("DeleteEndpoint", "an endpoint id")
+	}
+	d.st.mu.Lock()
+	defer d.st.mu.Unlock()
+	e, ok := d.st.endpoints[req.EndpointID]
 	if !ok {
 		d.log.Debug("delete of unknown endpoint", "net", req.NetworkID, "ep", req.EndpointID)
 		return nil
 	}
-	if err := d.store.DeleteEndpoint(e.ID); err != nil {
-		return fmt.Errorf("save endpoint removal: %w", err)
+	if err := d.st.dropEndpoints([]*model.Endpoint{e}); err != nil {
+		return err
 	}
-	delete(d.endpoints, e.ID)
-	d.retireLink(e.Link, d.networks[e.NetworkID])
+	d.reclaim.forget(e.ID)
+	d.retireLink(e, d.st.networks[e.NetworkID])
 	d.log.Debug("endpoint deleted", "net", e.NetworkID, "ep", e.ID)
 	return nil
 }
 
-// retireLink hands a host link to the reaper. Passthru links are deleted at
-// once: the parent takes one passthru link at a time, and the next container
-// must not wait for a batch. The caller holds d.mu.
-func (d *Driver) retireLink(name string, n *store.Network) {
-	if n != nil && n.Mode == ModePassthru {
+// retireLink hands an endpoint's host link to the reaper, after checking on
+// the link itself that it is that endpoint's: a link of the same name
+// without the mark is someone else's and is left alone. Passthru links are
+// deleted at once: the parent takes one passthru link at a time, and the next
+// container must not wait for a batch. The caller holds the state lock.
+func (d *Driver) retireLink(e *model.Endpoint, n *model.Network) {
+	name := e.Link
+	info, err := d.links.Get(name)
+	if errors.Is(err, link.ErrNotFound) {
+		return // it went with its container's namespace
+	}
+	if err != nil {
+		d.log.Warn("could not look up host link to delete it", "link", name, "err", err)
+		return
+	}
+	if info.EndpointOf() != e.ID {
+		d.log.Warn("a link named like an endpoint's host link does not carry that endpoint's mark; left alone", "link", name, "ep", e.ID, "alias", info.Alias)
+		return
+	}
+	if n != nil && n.Mode == link.ModePassthru {
 		if err := d.links.Delete(name); err != nil {
 			d.log.Warn("could not delete host link", "link", name, "err", err)
 		}
 		return
 	}
-	d.reaper.retire(name)
+	d.reaper.Retire(name)
 }
 
 func (d *Driver) unknownNetwork(id string) error {
-	return fmt.Errorf("network %s is not known to macvlan-swarm on this node (its saved state may have been removed): remove the network and create it again", short(id))
+	return fmt.Errorf("network %s is not known to macvlan-swarm on %s (its saved state may have been removed): remove the network and create it again", short(id), d.onNode())
+}
+
+func subnets(n *model.Network) string {
+	var s []string
+	for _, p := range append(append([]model.Pool{}, n.IPv4...), n.IPv6...) {
+		s = append(s, p.Subnet.String())
+	}
+	return joinSorted(s)
 }

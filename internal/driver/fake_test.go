@@ -79,7 +79,7 @@ func (f *fakeLinks) AddMacvlan(s link.MacvlanSpec) error {
 	if mtu == 0 {
 		mtu = p.MTU
 	}
-	f.add(link.Info{Name: s.Name, Kind: "macvlan", MacvlanMode: s.Mode, MTU: mtu, ParentIndex: p.Index, MAC: s.MAC})
+	f.add(link.Info{Name: s.Name, Kind: "macvlan", MacvlanMode: s.Mode, MTU: mtu, ParentIndex: p.Index, MAC: s.MAC, Alias: s.Mark})
 	return nil
 }
 
@@ -97,7 +97,19 @@ func (f *fakeLinks) AddVLAN(name, parent string, vid int) error {
 	if _, ok := f.links[name]; ok {
 		return fmt.Errorf("create vlan %q: file exists", name)
 	}
-	f.add(link.Info{Name: name, Kind: "vlan", VlanID: vid, MTU: p.MTU, ParentIndex: p.Index, Up: true})
+	f.add(link.Info{Name: name, Kind: "vlan", VlanID: vid, MTU: p.MTU, ParentIndex: p.Index, Up: true, Alias: link.ParentMark})
+	return nil
+}
+
+func (f *fakeLinks) Mark(name, mark string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i, ok := f.links[name]
+	if !ok {
+		return fmt.Errorf("link %q: %w", name, link.ErrNotFound)
+	}
+	i.Alias = mark
+	f.links[name] = i
 	return nil
 }
 

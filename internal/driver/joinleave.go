@@ -3,12 +3,12 @@ package driver
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
+	"time"
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/model"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
-	"github.com/macvlan-swarm/macvlan-swarm/internal/store"
 )
 
 // containerPrefix is the name prefix the engine gives the link inside the
@@ -16,56 +16,66 @@ import (
 const containerPrefix = "eth"
 
 // Join creates the endpoint's macvlan link in the host namespace, on this
-// node's parent, with the network's mode and MTU and the endpoint's MAC. The
-// engine moves it into the container and configures addresses and routes;
-// the driver never enters the container's namespace.
+// node's parent, with the network's mode and MTU and the endpoint's MAC, and
+// records which sandbox it joined (the signal reclaim.go watches). The engine
+// moves the link into the container and configures addresses and routes; the
+// driver never enters the container's namespace.
 func (d *Driver) Join(req *protocol.JoinRequest) (*protocol.JoinResponse, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	e, ok := d.endpoints[req.EndpointID]
-	if !ok {
-		return nil, fmt.Errorf("endpoint %s is not known to macvlan-swarm on this node: remove the container and start it again", short(req.EndpointID))
+	if req.EndpointID == "" {
+		return nil, missingID("Join", "an endpoint id")
 	}
-	n, ok := d.networks[e.NetworkID]
+	d.st.mu.Lock()
+	defer d.st.mu.Unlock()
+	e, ok := d.st.endpoints[req.EndpointID]
+	if !ok {
+		return nil, fmt.Errorf("endpoint %s is not known to macvlan-swarm on %s: remove the container and start it again", short(req.EndpointID), d.onNode())
+	}
+	n, ok := d.st.networks[e.NetworkID]
 	if !ok {
 		return nil, d.unknownNetwork(e.NetworkID)
 	}
 	if err := d.addLink(n, e); err != nil {
 		return nil, err
 	}
+	joined := *e
+	joined.Sandbox = model.Sandbox{Key: req.SandboxKey, File: d.reclaim.sandboxFile(req.SandboxKey), Joined: time.Now().UTC()}
+	if err := d.st.putEndpoint(&joined); err != nil {
+		d.retireLink(e, n)
+		return nil, err
+	}
+	d.reclaim.forget(e.ID)
 	resp := &protocol.JoinResponse{
 		InterfaceName:         &protocol.InterfaceName{SrcName: e.Link, DstPrefix: containerPrefix},
 		DisableGatewayService: true,
 	}
 	if !n.Internal {
-		resp.Gateway = gatewayFor(n.IPv4, e.IPv4)
-		resp.GatewayIPv6 = gatewayFor(n.IPv6, e.IPv6)
+		resp.Gateway = gatewayFor(n.IPv4, joined.IPv4)
+		resp.GatewayIPv6 = gatewayFor(n.IPv6, joined.IPv6)
 	}
-	d.log.Info("endpoint joined", "net", n.ID, "ep", e.ID, "link", e.Link, "parent", n.Parent, "sandbox", req.SandboxKey)
+	d.log.Info("endpoint joined", "net", n.ID, "ep", e.ID, "link", e.Link, "parent", n.Parent, "sandbox", req.SandboxKey, "sandbox_visible", !joined.Sandbox.File.IsZero())
 	return resp, nil
 }
 
 // addLink creates the host link, recovering from two leftovers: a link of
-// the same name from an earlier life of the endpoint (deleted, then the
-// create retried), and a missing driver-created parent (re-created).
-func (d *Driver) addLink(n *store.Network, e *store.Endpoint) error {
-	mac, err := net.ParseMAC(e.MAC)
-	if err != nil {
-		return fmt.Errorf("saved MAC %q of endpoint %s is damaged: %w", e.MAC, short(e.ID), err)
-	}
-	spec := link.MacvlanSpec{Name: e.Link, Parent: n.Parent, Mode: n.Mode, MTU: n.MTU, MAC: mac}
-	err = d.links.AddMacvlan(spec)
+// this endpoint from an earlier Join (deleted, then the create retried), and
+// a missing driver-created parent (re-created).
+func (d *Driver) addLink(n *model.Network, e *model.Endpoint) error {
+	spec := link.MacvlanSpec{Name: e.Link, Parent: n.Parent, Mode: n.Mode, MTU: n.MTU, MAC: e.MAC, Mark: link.EndpointMark(e.ID)}
+	err := d.links.AddMacvlan(spec)
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, link.ErrNotFound) {
 		if !n.ParentCreated {
-			return fmt.Errorf("parent %q of this network is gone from this node: bring it back, or remove and re-create the network with another parent", n.Parent)
+			return fmt.Errorf("parent %q of this network is gone from %s: bring it back, or remove and re-create the network with another parent", n.Parent, d.onNode())
 		}
 		if cerr := d.createParent(n.Parent); cerr != nil {
 			return cerr
 		}
-	} else if _, gerr := d.links.Get(e.Link); gerr == nil {
+	} else if info, gerr := d.links.Get(e.Link); gerr == nil {
+		if info.EndpointOf() != e.ID {
+			return fmt.Errorf("cannot create the container link: a link named %q that macvlan-swarm did not make for this endpoint exists on %s (alias %q); rename or remove it", e.Link, d.onNode(), info.Alias)
+		}
 		d.log.Info("deleting stale host link before re-creating it", "ep", e.ID, "link", e.Link)
 		if derr := d.links.Delete(e.Link); derr != nil {
 			return fmt.Errorf("delete stale host link %q: %w", e.Link, derr)
@@ -82,30 +92,33 @@ func (d *Driver) addLink(n *store.Network, e *store.Endpoint) error {
 // gatewayFor returns, as a bare address, the gateway of the pool holding
 // addr, or of the first pool with a gateway; nothing when the endpoint has
 // no address of that family.
-func gatewayFor(pools []store.Pool, addr string) string {
-	a, err := netip.ParsePrefix(addr)
-	if err != nil {
+func gatewayFor(pools []model.Pool, addr netip.Prefix) string {
+	if !addr.IsValid() {
 		return ""
 	}
 	first := ""
 	for _, p := range pools {
-		gw, err := netip.ParsePrefix(p.Gateway)
-		if err != nil {
+		if !p.Gateway.IsValid() {
 			continue
 		}
 		if first == "" {
-			first = gw.Addr().String()
+			first = p.Gateway.Addr().String()
 		}
-		if pfx, err := netip.ParsePrefix(p.Pool); err == nil && pfx.Contains(a.Addr()) {
-			return gw.Addr().String()
+		if p.Subnet.Contains(addr.Addr()) {
+			return p.Gateway.Addr().String()
 		}
 	}
 	return first
 }
 
-// Leave has nothing to undo: the engine moves the link back to the host
-// namespace and DeleteEndpoint removes it.
+// Leave has nothing to undo in the kernel: the engine moves the link back to
+// the host namespace and DeleteEndpoint removes it. The driver notes the
+// time, so that an endpoint whose DeleteEndpoint is lost is reclaimed.
 func (d *Driver) Leave(req *protocol.LeaveRequest) error {
+	if req.EndpointID == "" {
+		return missingID("Leave", "an endpoint id")
+	}
+	d.reclaim.left(req.EndpointID)
 	d.log.Debug("endpoint left", "net", req.NetworkID, "ep", req.EndpointID)
 	return nil
 }

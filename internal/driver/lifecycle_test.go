@@ -77,7 +77,7 @@ func TestLifecycleModes(t *testing.T) {
 				}
 
 				l := b.getLink(t, src)
-				if l.Kind != "macvlan" || l.MacvlanMode != mode {
+				if l.Kind != "macvlan" || string(l.MacvlanMode) != mode {
 					t.Errorf("%s is %s/%s, want macvlan/%s", src, l.Kind, l.MacvlanMode, mode)
 				}
 				if l.ParentIndex != eth0.Index {

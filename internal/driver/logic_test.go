@@ -41,7 +41,7 @@ func fakeDriver(t *testing.T, f *fakeLinks, dir string, parents map[string]strin
 // stop closes a fakeDriver early, as a plugin restart would.
 func stop(d *Driver) {
 	d.Close()
-	d.store.Close()
+	d.st.store.Close()
 }
 
 func createNet(id, parent string) *protocol.CreateNetworkRequest {

@@ -6,18 +6,23 @@ import (
 	"slices"
 	"time"
 
+	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/model"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
-	"github.com/macvlan-swarm/macvlan-swarm/internal/store"
 )
 
 // AllocateNetwork runs on the swarm leader only. What it returns replaces the
 // options every node's CreateNetwork sees, so it echoes the user's options.
-// It never refuses: the engine does not fail `docker network create` on an
-// error here but silently leaves a broken network. Bad options are logged
-// here and refused by CreateNetwork on each node, where users see the error
-// in `docker service ps --no-trunc`. It keeps no state, so a new leader may
-// call it again for every network.
+// It never refuses a bad option: the engine does not fail `docker network
+// create` on an error here but silently leaves a broken network. Bad options
+// are logged here and refused by CreateNetwork on each node, where users see
+// the error in `docker service ps --no-trunc`. It keeps no state, so a new
+// leader may call it again for every network. A request without a network id
+// (an empty retry) is refused: there is nothing to echo.
 func (d *Driver) AllocateNetwork(req *protocol.AllocateNetworkRequest) (*protocol.AllocateNetworkResponse, error) {
+	if req.NetworkID == "" {
+		return nil, missingID("AllocateNetwork", "a network id")
+	}
 	opts := maps.Clone(req.Options)
 	if opts == nil {
 		opts = map[string]string{}
@@ -37,17 +42,17 @@ func (d *Driver) FreeNetwork(*protocol.FreeNetworkRequest) error { return nil }
 // (creating an 802.1q parent if asked), and saves the network. Everything is
 // checked before anything changes.
 func (d *Driver) CreateNetwork(req *protocol.CreateNetworkRequest) error {
-	n, err := d.networkFromRequest(req)
+	n, err := networkFromRequest(req)
 	if err != nil {
 		return err
 	}
 
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.st.mu.Lock()
+	defer d.st.mu.Unlock()
 
-	old, recreate := d.networks[n.ID]
+	old, recreate := d.st.networks[n.ID]
 	if recreate && sameNetwork(old, n) {
-		return d.forgetEndpointsLocked(old)
+		return d.forgetEndpoints(old)
 	}
 
 	p, err := d.resolveParent(n.ParentSpec)
@@ -60,11 +65,11 @@ func (d *Driver) CreateNetwork(req *protocol.CreateNetworkRequest) error {
 	if n.MTU > 0 && n.MTU < 1280 && len(n.IPv6) > 0 {
 		return fmt.Errorf("mtu %d is too small for IPv6, which needs at least 1280", n.MTU)
 	}
-	for _, other := range d.parentUsers(p.Name, n.ID) {
-		if other.Mode == ModePassthru {
+	for _, other := range d.st.parentUsers(p.Name, n.ID) {
+		if other.Mode == link.ModePassthru {
 			return fmt.Errorf("parent %q is taken by network %s in passthru mode, which uses the parent alone; choose another parent", p.Name, short(other.ID))
 		}
-		if n.Mode == ModePassthru {
+		if n.Mode == link.ModePassthru {
 			return fmt.Errorf("macvlan_mode passthru needs parent %q alone, but network %s uses it; choose another parent or mode", p.Name, short(other.ID))
 		}
 	}
@@ -76,34 +81,36 @@ func (d *Driver) CreateNetwork(req *protocol.CreateNetworkRequest) error {
 		}
 	}
 	n.Parent, n.ParentCreated = p.Name, p.DriverOwned
-	undo := func() {
-		if p.Create {
-			d.releaseParent(n)
-		}
-	}
+	var stale []*model.Endpoint
 	if recreate {
 		// A swarm worker forgets its networks when its daemon dies and may
 		// later get a fresh CreateNetwork for the same id with other
 		// settings: the new ones were checked above, now replace the old.
 		d.log.Info("network created again with other settings; replacing it", "net", n.ID)
-		if err := d.deleteNetworkLocked(old, p.Name); err != nil {
-			undo()
-			return err
+		stale = d.st.endpointsOf(old.ID)
+	} else {
+		old = nil
+	}
+	if err := d.st.addNetwork(n, old); err != nil {
+		if p.Create {
+			d.releaseParent(n)
 		}
+		return err
 	}
-	if err := d.store.PutNetwork(*n); err != nil {
-		undo()
-		return fmt.Errorf("save network: %w", err)
+	for _, e := range stale {
+		d.retireLink(e, old)
 	}
-	d.networks[n.ID] = n
+	if old != nil && old.Parent != n.Parent {
+		d.releaseParent(old)
+	}
 	d.log.Info("network created", "net", n.ID, "parent", n.Parent, "mode", n.Mode, "mtu", n.MTU, "internal", n.Internal)
 	return nil
 }
 
 // networkFromRequest reads a CreateNetwork request without touching state.
-func (d *Driver) networkFromRequest(req *protocol.CreateNetworkRequest) (*store.Network, error) {
+func networkFromRequest(req *protocol.CreateNetworkRequest) (*model.Network, error) {
 	if req.NetworkID == "" {
-		return nil, fmt.Errorf("request has no network id")
+		return nil, missingID("CreateNetwork", "a network id")
 	}
 	opts := genericOptions(req.Options)
 	o, err := parseOptions(opts)
@@ -123,7 +130,7 @@ func (d *Driver) networkFromRequest(req *protocol.CreateNetworkRequest) (*store.
 	if len(v4)+len(v6) == 0 {
 		return nil, fmt.Errorf("network has no address pool: give it a --subnet (macvlan-swarm needs the engine's IPAM to hand out addresses)")
 	}
-	return &store.Network{
+	return &model.Network{
 		ID:         req.NetworkID,
 		ParentSpec: o.ParentSpec,
 		Mode:       o.Mode,
@@ -136,18 +143,18 @@ func (d *Driver) networkFromRequest(req *protocol.CreateNetworkRequest) (*store.
 	}, nil
 }
 
-func sameNetwork(a, b *store.Network) bool {
+func sameNetwork(a, b *model.Network) bool {
 	return a.ParentSpec == b.ParentSpec && a.Mode == b.Mode && a.MTU == b.MTU &&
 		a.Internal == b.Internal && maps.Equal(a.Options, b.Options) &&
 		slices.EqualFunc(a.IPv4, b.IPv4, samePool) && slices.EqualFunc(a.IPv6, b.IPv6, samePool)
 }
 
-func samePool(a, b store.Pool) bool {
-	return a.Pool == b.Pool && a.Gateway == b.Gateway && maps.Equal(a.Aux, b.Aux)
+func samePool(a, b model.Pool) bool {
+	return a.Subnet == b.Subnet && a.Gateway == b.Gateway && maps.Equal(a.Aux, b.Aux)
 }
 
-// forgetEndpointsLocked handles a CreateNetwork for a network the driver
-// still holds with the same settings. The engine keeps local networks across
+// forgetEndpoints handles a CreateNetwork for a network the driver still
+// holds with the same settings. The engine keeps local networks across
 // restarts and never sends CreateNetwork for them again; a swarm worker
 // forgets its swarm networks when its daemon dies (swarm mode rules out
 // live-restore, so its containers die too) and sends a fresh CreateNetwork
@@ -155,53 +162,41 @@ func samePool(a, b store.Pool) bool {
 // endpoint still recorded on the network belongs to a container that is
 // gone: its record is dropped and its link, if still in the host namespace,
 // retired. Left in place, such records would block a passthru network.
-func (d *Driver) forgetEndpointsLocked(n *store.Network) error {
-	stale := 0
-	for id, e := range d.endpoints {
-		if e.NetworkID != n.ID {
-			continue
-		}
-		if err := d.store.DeleteEndpoint(id); err != nil {
-			return fmt.Errorf("drop stale endpoint: %w", err)
-		}
-		delete(d.endpoints, id)
-		d.retireLink(e.Link, n)
-		stale++
+func (d *Driver) forgetEndpoints(n *model.Network) error {
+	stale := d.st.endpointsOf(n.ID)
+	if err := d.st.dropEndpoints(stale); err != nil {
+		return err
 	}
-	d.log.Info("network created again with the same settings; dropped endpoints of containers that are gone", "net", n.ID, "endpoints", stale)
+	for _, e := range stale {
+		d.retireLink(e, n)
+	}
+	d.log.Info("network created again with the same settings; dropped endpoints of containers that are gone", "net", n.ID, "endpoints", len(stale))
 	return nil
 }
 
 // DeleteNetwork forgets a network, removes links of endpoints still recorded
 // on it, and deletes its parent when this driver created it and no other
 // network uses it. An unknown network is success: deletes are idempotent.
+// A request without a network id (an empty retry) is refused.
 func (d *Driver) DeleteNetwork(req *protocol.DeleteNetworkRequest) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	n, ok := d.networks[req.NetworkID]
+	if req.NetworkID == "" {
+		return missingID("DeleteNetwork", "a network id")
+	}
+	d.st.mu.Lock()
+	defer d.st.mu.Unlock()
+	n, ok := d.st.networks[req.NetworkID]
 	if !ok {
 		d.log.Debug("delete of unknown network", "net", req.NetworkID)
 		return nil
 	}
-	return d.deleteNetworkLocked(n, "")
-}
-
-// deleteNetworkLocked removes a network, its endpoints' links and, unless it
-// is keepParent (the replacement network's parent), its driver-made parent.
-func (d *Driver) deleteNetworkLocked(n *store.Network, keepParent string) error {
-	if err := d.store.DeleteNetwork(n.ID); err != nil {
-		return fmt.Errorf("save network removal: %w", err)
+	eps := d.st.endpointsOf(n.ID)
+	if err := d.st.removeNetwork(n); err != nil {
+		return err
 	}
-	for id, e := range d.endpoints {
-		if e.NetworkID == n.ID {
-			d.retireLink(e.Link, n)
-			delete(d.endpoints, id)
-		}
+	for _, e := range eps {
+		d.retireLink(e, n)
 	}
-	delete(d.networks, n.ID)
-	if n.Parent != keepParent {
-		d.releaseParent(n)
-	}
+	d.releaseParent(n)
 	d.log.Info("network deleted", "net", n.ID, "parent", n.Parent)
 	return nil
 }

@@ -3,13 +3,13 @@ package driver
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/model"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
-	"github.com/macvlan-swarm/macvlan-swarm/internal/store"
 )
 
 // The user's -o options. The names are the built-in macvlan driver's, so a
@@ -20,16 +20,6 @@ const (
 	optMTU    = "mtu"
 )
 
-// Macvlan modes, as the kernel and the built-in driver name them.
-const (
-	ModeBridge   = "bridge"
-	ModePrivate  = "private"
-	ModeVEPA     = "vepa"
-	ModePassthru = "passthru"
-)
-
-var modes = []string{ModeBridge, ModePrivate, ModeVEPA, ModePassthru}
-
 // acceptedOptions is listed in the refusal of an unknown option.
 const acceptedOptions = "parent, macvlan_mode, mtu (or com.docker.network.driver.mtu)"
 
@@ -37,7 +27,7 @@ const acceptedOptions = "parent, macvlan_mode, mtu (or com.docker.network.driver
 // resolved on this node.
 type netOptions struct {
 	ParentSpec string
-	Mode       string
+	Mode       link.Mode
 	MTU        int
 }
 
@@ -45,15 +35,15 @@ type netOptions struct {
 // the same answer on the manager (AllocateNetwork, where it only warns) and on
 // every node (CreateNetwork, where it refuses).
 func parseOptions(opts map[string]string) (netOptions, error) {
-	o := netOptions{Mode: ModeBridge}
+	o := netOptions{}
 	var unknown []string
-	mtuSeen := ""
+	mtuSeen, modeSeen := "", ""
 	for k, v := range opts {
 		switch {
 		case k == optParent:
 			o.ParentSpec = strings.TrimSpace(v)
 		case k == optMode:
-			o.Mode = strings.ToLower(strings.TrimSpace(v))
+			modeSeen = v
 		case k == optMTU || k == protocol.OptionMTU:
 			if mtuSeen != "" && strings.TrimSpace(mtuSeen) != strings.TrimSpace(v) {
 				return o, fmt.Errorf("options mtu and %s disagree (%q and %q): give only one", protocol.OptionMTU, mtuSeen, v)
@@ -75,8 +65,9 @@ func parseOptions(opts map[string]string) (netOptions, error) {
 	if err := checkParentSpec(o.ParentSpec); err != nil {
 		return o, err
 	}
-	if !slices.Contains(modes, o.Mode) {
-		return o, fmt.Errorf("macvlan_mode %q is not valid; use one of %s (default bridge)", opts[optMode], strings.Join(modes, ", "))
+	var err error
+	if o.Mode, err = link.ParseMode(modeSeen); err != nil {
+		return o, err
 	}
 	if mtuSeen != "" {
 		mtu, err := strconv.Atoi(strings.TrimSpace(mtuSeen))
@@ -90,45 +81,27 @@ func parseOptions(opts map[string]string) (netOptions, error) {
 
 // checkParentSpec checks the shape of each "|"-separated candidate.
 func checkParentSpec(spec string) error {
+	seen := map[string]bool{}
 	for _, c := range strings.Split(spec, "|") {
 		c = strings.TrimSpace(c)
-		switch {
-		case c == "":
+		if c == "" {
 			return fmt.Errorf("parent %q has an empty candidate: separate interface names with a single |", spec)
-		case c == "lo":
-			return fmt.Errorf("parent %q: the loopback interface cannot carry macvlan links; name the LAN interface", spec)
-		case len(c) > 15:
-			return fmt.Errorf("parent %q: interface name %q is longer than the kernel's 15 bytes", spec, c)
-		case strings.ContainsAny(c, "/ \t:"):
-			return fmt.Errorf("parent %q: %q is not an interface name", spec, c)
-		case strings.HasPrefix(c, linkPrefix):
-			return fmt.Errorf("parent %q: %q is a container link made by macvlan-swarm, not a LAN interface", spec, c)
 		}
-		if _, _, isVLAN, err := splitVLAN(c); isVLAN && err != nil {
+		if c == "lo" {
+			return fmt.Errorf("parent %q: the loopback interface cannot carry macvlan links; name the LAN interface", spec)
+		}
+		if err := link.CheckName(c); err != nil {
+			return fmt.Errorf("parent %q: %w", spec, err)
+		}
+		if seen[c] {
+			return fmt.Errorf("parent %q names %q twice: list each interface once", spec, c)
+		}
+		seen[c] = true
+		if _, _, isVLAN, err := link.SplitVLAN(c); isVLAN && err != nil {
 			return fmt.Errorf("parent %q: %w", spec, err)
 		}
 	}
 	return nil
-}
-
-// splitVLAN reads "name.vid". isVLAN reports the shape (a dot followed by
-// digits); err reports a vid out of 1-4094.
-func splitVLAN(name string) (base string, vid int, isVLAN bool, err error) {
-	i := strings.LastIndexByte(name, '.')
-	if i <= 0 || i == len(name)-1 {
-		return "", 0, false, nil
-	}
-	digits := name[i+1:]
-	for _, r := range digits {
-		if r < '0' || r > '9' {
-			return "", 0, false, nil
-		}
-	}
-	vid, convErr := strconv.Atoi(digits)
-	if convErr != nil || vid < 1 || vid > 4094 {
-		return name[:i], 0, true, fmt.Errorf("VLAN id %s in %q is out of range: use 1 to 4094", digits, name)
-	}
-	return name[:i], vid, true, nil
 }
 
 // genericOptions extracts com.docker.network.generic from CreateNetwork's
@@ -170,21 +143,34 @@ func boolOption(opts map[string]any, key string, def bool) bool {
 
 // parsePools sorts the engine's pools into IPv4 and IPv6 by their address,
 // not by the list they came in (a swarm manager puts both in IPv4Data).
-func parsePools(lists ...[]protocol.IPAMData) (v4, v6 []store.Pool, err error) {
+func parsePools(lists ...[]protocol.IPAMData) (v4, v6 []model.Pool, err error) {
 	for _, list := range lists {
 		for _, d := range list {
-			pfx, perr := netip.ParsePrefix(d.Pool)
-			if perr != nil {
+			var p model.Pool
+			if p.Subnet, err = netip.ParsePrefix(d.Pool); err != nil {
 				return nil, nil, fmt.Errorf("address pool %q from the engine is not a CIDR prefix", d.Pool)
 			}
 			if d.Gateway != "" {
-				gw, gerr := netip.ParsePrefix(d.Gateway)
-				if gerr != nil || !pfx.Contains(gw.Addr()) {
+				if p.Gateway, err = netip.ParsePrefix(d.Gateway); err != nil || !p.Subnet.Contains(p.Gateway.Addr()) {
 					return nil, nil, fmt.Errorf("gateway %q is not an address inside subnet %s", d.Gateway, d.Pool)
 				}
 			}
-			p := store.Pool{Pool: pfx.String(), Gateway: d.Gateway, Aux: d.AuxAddresses}
-			if pfx.Addr().Is4() {
+			for name, a := range d.AuxAddresses {
+				aux, aerr := netip.ParsePrefix(a)
+				if aerr != nil {
+					if addr, perr := netip.ParseAddr(a); perr == nil {
+						aux, aerr = netip.PrefixFrom(addr, p.Subnet.Bits()), nil
+					}
+				}
+				if aerr != nil {
+					return nil, nil, fmt.Errorf("aux address %s=%q of subnet %s is not an address", name, a, d.Pool)
+				}
+				if p.Aux == nil {
+					p.Aux = map[string]netip.Prefix{}
+				}
+				p.Aux[name] = aux
+			}
+			if p.Subnet.Addr().Is4() {
 				v4 = append(v4, p)
 			} else {
 				v6 = append(v6, p)

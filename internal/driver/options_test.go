@@ -29,9 +29,13 @@ func TestParseOptions(t *testing.T) {
 		{name: "blank parent", opts: map[string]string{"parent": "  "}, wantErr: "option parent is required"},
 		{name: "loopback", opts: map[string]string{"parent": "lo"}, wantErr: "loopback interface cannot carry macvlan"},
 		{name: "empty candidate", opts: map[string]string{"parent": "eth0||eth1"}, wantErr: "empty candidate"},
-		{name: "long name", opts: map[string]string{"parent": "averyveryverylongname"}, wantErr: "longer than the kernel's 15 bytes"},
+		{name: "long name", opts: map[string]string{"parent": "averyveryverylongname"}, wantErr: "the kernel allows at most 15"},
 		{name: "slash", opts: map[string]string{"parent": "eth0/1"}, wantErr: `"eth0/1" is not an interface name`},
-		{name: "own link", opts: map[string]string{"parent": "mvs0123456789ab"}, wantErr: "container link made by macvlan-swarm"},
+		// Ownership is decided on the link (its mark), never by the name.
+		{name: "user link of our name shape", opts: map[string]string{"parent": "mvs0123456789ab"}, want: netOptions{ParentSpec: "mvs0123456789ab", Mode: "bridge"}},
+		{name: "user link with our prefix", opts: map[string]string{"parent": "mvsuplink"}, want: netOptions{ParentSpec: "mvsuplink", Mode: "bridge"}},
+		{name: "duplicate candidate", opts: map[string]string{"parent": "eth0|eth0"}, wantErr: `parent "eth0|eth0" names "eth0" twice: list each interface once`},
+		{name: "duplicate candidate spaced", opts: map[string]string{"parent": "eth0| eth1 |eth1"}, wantErr: `names "eth1" twice`},
 		{name: "vlan zero", opts: map[string]string{"parent": "eth0.0"}, wantErr: "VLAN id 0 in \"eth0.0\" is out of range: use 1 to 4094"},
 		{name: "vlan too big", opts: map[string]string{"parent": "eth0.4095"}, wantErr: "out of range: use 1 to 4094"},
 		{name: "bad mode", opts: map[string]string{"parent": "eth0", "macvlan_mode": "bridged"}, wantErr: `macvlan_mode "bridged" is not valid; use one of bridge, private, vepa, passthru`},
@@ -58,31 +62,6 @@ func TestParseOptions(t *testing.T) {
 	}
 }
 
-func TestSplitVLAN(t *testing.T) {
-	tests := []struct {
-		in     string
-		base   string
-		vid    int
-		isVLAN bool
-		err    bool
-	}{
-		{"eth0.20", "eth0", 20, true, false},
-		{"bond0.4094", "bond0", 4094, true, false},
-		{"eth0", "", 0, false, false},
-		{"eth0.", "", 0, false, false},
-		{".20", "", 0, false, false},
-		{"br.lan", "", 0, false, false},
-		{"eth0.4095", "eth0", 0, true, true},
-		{"eth0.99999999999999999999", "eth0", 0, true, true},
-	}
-	for _, tc := range tests {
-		base, vid, isVLAN, err := splitVLAN(tc.in)
-		if base != tc.base || vid != tc.vid || isVLAN != tc.isVLAN || (err != nil) != tc.err {
-			t.Errorf("splitVLAN(%q) = %q, %d, %v, %v; want %q, %d, %v, err %v", tc.in, base, vid, isVLAN, err, tc.base, tc.vid, tc.isVLAN, tc.err)
-		}
-	}
-}
-
 func TestParsePoolsSortsByFamily(t *testing.T) {
 	// A swarm manager sends both families in IPv4Data.
 	v4, v6, err := parsePools([]protocol.IPAMData{
@@ -92,7 +71,7 @@ func TestParsePoolsSortsByFamily(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(v4) != 1 || v4[0].Pool != "10.62.0.0/24" || len(v6) != 1 || v6[0].Pool != "fd00:62::/64" {
+	if len(v4) != 1 || v4[0].Subnet.String() != "10.62.0.0/24" || len(v6) != 1 || v6[0].Subnet.String() != "fd00:62::/64" {
 		t.Fatalf("v4 %+v v6 %+v", v4, v6)
 	}
 	if _, _, err := parsePools([]protocol.IPAMData{{Pool: "10.0.0.0/24", Gateway: "10.9.0.1/24"}}); err == nil || !strings.Contains(err.Error(), "not an address inside subnet") {
@@ -108,7 +87,7 @@ func TestEndpointMACAndLinkName(t *testing.T) {
 	if got := linkName(id); got != "mvs0114be5fcd92" || len(got) > 15 {
 		t.Fatalf("linkName = %q", got)
 	}
-	if got := linkName("not-hex-id"); len(got) != 15 || !strings.HasPrefix(got, "mvs") || !isHex(got[3:]) {
+	if got := linkName("not-hex-id"); len(got) != 15 || !strings.HasPrefix(got, "mvs") || strings.Trim(got[3:], "0123456789abcdef") != "" {
 		t.Fatalf("linkName of a non-hex id = %q", got)
 	}
 	v4 := mustPrefix(t, "10.61.0.2/24")

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
-	"github.com/macvlan-swarm/macvlan-swarm/internal/store"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/model"
 )
 
 // resolvedParent is what a parent option means on this node.
@@ -26,7 +26,7 @@ type resolvedParent struct {
 // candidate is first mapped through the node's PARENTS aliases. The first
 // candidate whose link exists wins; when none exists, the first candidate
 // shaped name.vid whose base link exists is to be created as an 802.1q link.
-// The caller holds d.mu.
+// The caller holds the state lock.
 func (d *Driver) resolveParent(spec string) (resolvedParent, error) {
 	var candidates []string
 	for _, c := range strings.Split(spec, "|") {
@@ -44,13 +44,13 @@ func (d *Driver) resolveParent(spec string) (resolvedParent, error) {
 		if err != nil {
 			return resolvedParent{}, fmt.Errorf("look up parent %q: %w", c, err)
 		}
-		if info.Kind == "macvlan" && strings.HasPrefix(info.Name, linkPrefix) {
-			return resolvedParent{}, fmt.Errorf("parent %q is a container link made by macvlan-swarm, not a LAN interface", c)
+		if info.EndpointOf() != "" {
+			return resolvedParent{}, fmt.Errorf("parent %q is a container link made by macvlan-swarm (its alias says %q), not a LAN interface", c, info.Alias)
 		}
 		return resolvedParent{Name: c, MTU: info.MTU, DriverOwned: d.parentOwned(c)}, nil
 	}
 	for _, c := range candidates {
-		base, _, isVLAN, err := splitVLAN(c)
+		base, _, isVLAN, err := link.SplitVLAN(c)
 		if !isVLAN {
 			continue
 		}
@@ -77,10 +77,9 @@ func (d *Driver) parentNotFound(spec string, candidates []string) error {
 	var here []string
 	if infos, err := d.links.List(); err == nil {
 		for _, i := range infos {
-			if !candidateParent(i.Name) {
-				continue
+			if candidateParent(i) {
+				here = append(here, i.Name)
 			}
-			here = append(here, i.Name)
 		}
 	}
 	return fmt.Errorf("%s not found on %s; interfaces here: %s. Use -o parent='a|b' to list each node's name, or give this node an alias: docker plugin disable -f PLUGIN, docker plugin set PLUGIN PARENTS=lan=eth0, docker plugin enable PLUGIN", what, d.onNode(), joinSorted(here))
@@ -89,20 +88,20 @@ func (d *Driver) parentNotFound(spec string, candidates []string) error {
 // candidateParent tells which of a node's links are worth listing in a
 // "not found" message: not the loopback, not the engine's own bridges and
 // veths, not this driver's container links.
-func candidateParent(name string) bool {
+func candidateParent(i link.Info) bool {
 	switch {
-	case name == "lo", name == "docker0", name == "docker_gwbridge":
+	case i.Name == "lo", i.Name == "docker0", i.Name == "docker_gwbridge":
 		return false
-	case strings.HasPrefix(name, "veth"), strings.HasPrefix(name, linkPrefix):
+	case strings.HasPrefix(i.Name, "veth"), i.EndpointOf() != "":
 		return false
 	}
 	return true
 }
 
 // parentOwned reports whether a recorded network says this driver created
-// the link name. The caller holds d.mu.
+// the link name. The caller holds the state lock.
 func (d *Driver) parentOwned(name string) bool {
-	for _, n := range d.networks {
+	for _, n := range d.st.networks {
 		if n.Parent == name && n.ParentCreated {
 			return true
 		}
@@ -110,22 +109,10 @@ func (d *Driver) parentOwned(name string) bool {
 	return false
 }
 
-// parentUsers lists the networks on a parent other than except. The caller
-// holds d.mu.
-func (d *Driver) parentUsers(name, except string) []*store.Network {
-	var users []*store.Network
-	for _, n := range d.networks {
-		if n.Parent == name && n.ID != except {
-			users = append(users, n)
-		}
-	}
-	return users
-}
-
 // createParent makes the 802.1q link name ("base.vid"): for a new network,
 // and again for a saved one whose parent vanished (a reboot).
 func (d *Driver) createParent(name string) error {
-	base, vid, isVLAN, err := splitVLAN(name)
+	base, vid, isVLAN, err := link.SplitVLAN(name)
 	if err != nil {
 		return err
 	}
@@ -143,10 +130,11 @@ func (d *Driver) createParent(name string) error {
 }
 
 // releaseParent deletes a driver-created parent when no other network uses
-// it. It checks the link again before deleting: it must still be a VLAN link
-// of the recorded shape. The caller holds d.mu.
-func (d *Driver) releaseParent(n *store.Network) {
-	if !n.ParentCreated || len(d.parentUsers(n.Parent, n.ID)) > 0 {
+// it. It checks the link again before deleting: it must still carry the
+// driver's mark and be the VLAN link of the recorded id. The caller holds
+// the state lock.
+func (d *Driver) releaseParent(n *model.Network) {
+	if !n.ParentCreated || len(d.st.parentUsers(n.Parent, n.ID)) > 0 {
 		return
 	}
 	info, err := d.links.Get(n.Parent)
@@ -157,8 +145,8 @@ func (d *Driver) releaseParent(n *store.Network) {
 		d.log.Warn("could not check VLAN parent before deleting it; left in place", "link", n.Parent, "err", err)
 		return
 	}
-	if _, vid, isVLAN, _ := splitVLAN(n.Parent); !isVLAN || info.Kind != "vlan" || info.VlanID != vid {
-		d.log.Warn("parent recorded as created by macvlan-swarm is not the VLAN link it made; left in place", "link", n.Parent, "kind", info.Kind)
+	if _, vid, isVLAN, _ := link.SplitVLAN(n.Parent); !isVLAN || !info.Ours() || info.Kind != "vlan" || info.VlanID != vid {
+		d.log.Warn("parent recorded as created by macvlan-swarm is not the VLAN link it made (no mark, or another kind or id); left in place", "link", n.Parent, "kind", info.Kind, "alias", info.Alias)
 		return
 	}
 	if err := d.links.Delete(n.Parent); err != nil {

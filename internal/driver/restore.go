@@ -1,52 +1,57 @@
 package driver
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/model"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/store"
+)
 
 // restore loads the saved state and makes the host match it. It runs once,
 // in New, after the socket is listening (the engine waits for it):
 //   - records that do not decode, and endpoints whose network is gone, are
-//     dropped;
+//     dropped, all in one transaction;
 //   - 802.1q parents this driver created that vanished (a reboot) are
 //     created again;
-//   - host links of this driver's shape that belong to no endpoint (a crash
-//     between DeleteEndpoint and the reaper, or a lost record) and retired
-//     links are deleted.
+//   - a host link named after a saved endpoint, on its network's parent, with
+//     its MAC but without a mark (a crash between creating and marking it) is
+//     marked; so is a recorded VLAN parent of an older build, if it is still
+//     the VLAN link recorded;
+//   - marked links that belong to no endpoint (a crash between DeleteEndpoint
+//     and the reaper) and retired links are handed to the reaper.
 //
 // An endpoint whose link is not in the host namespace is kept: a running
-// container holds it in its own namespace. The engine deletes stale
-// endpoints itself after a daemon restart.
+// container holds it in its own namespace. Endpoints of dead containers are
+// the reclaimer's business (reclaim.go), which sweeps right after this.
 func (d *Driver) restore() error {
-	nets, eps, bad, err := d.store.Load()
+	nets, eps, bad, err := d.st.store.Load()
 	if err != nil {
-		return fmt.Errorf("read saved state %s: %w", d.store.Path(), err)
+		return fmt.Errorf("read saved state %s: %w", d.st.store.Path(), err)
 	}
-	if len(bad) > 0 {
-		d.log.Warn("dropping saved records that do not decode", "records", bad)
-		if err := d.store.DeleteBad(bad); err != nil {
-			return fmt.Errorf("drop damaged records: %w", err)
+	d.st.mu.Lock()
+	defer d.st.mu.Unlock()
+	var repair store.Change
+	for _, b := range bad {
+		d.log.Warn("dropping a saved record that does not decode", "kind", b.Kind, "key", b.Key, "err", b.Err)
+		if b.Kind == "network" {
+			repair.DeleteNetworks = append(repair.DeleteNetworks, b.Key)
+		} else {
+			repair.DeleteEndpoints = append(repair.DeleteEndpoints, b.Key)
 		}
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for i := range nets {
-		d.networks[nets[i].ID] = &nets[i]
+	for _, n := range nets {
+		d.st.networks[n.ID] = n
 	}
-	var orphans []string
-	for i := range eps {
-		e := &eps[i]
-		if _, ok := d.networks[e.NetworkID]; !ok {
-			orphans = append(orphans, e.ID)
+	for _, e := range eps {
+		if _, ok := d.st.networks[e.NetworkID]; !ok {
+			repair.DeleteEndpoints = append(repair.DeleteEndpoints, e.ID)
 			continue
 		}
-		d.endpoints[e.ID] = e
+		d.st.endpoints[e.ID] = e
 	}
-	for _, id := range orphans {
-		if err := d.store.DeleteEndpoint(id); err != nil {
-			return fmt.Errorf("drop endpoint of a removed network: %w", err)
-		}
-	}
-	if len(orphans) > 0 {
-		d.log.Info("dropped endpoints of networks that are gone", "count", len(orphans))
+	if err := d.st.commit(repair); err != nil {
+		return fmt.Errorf("drop damaged records and endpoints of removed networks: %w", err)
 	}
 
 	d.restoreParents()
@@ -55,32 +60,64 @@ func (d *Driver) restore() error {
 	if err != nil {
 		return fmt.Errorf("list host links: %w", err)
 	}
-	owned := make(map[string]bool, len(d.endpoints))
-	for _, e := range d.endpoints {
-		owned[e.Link] = true
+	byLink := make(map[string]*model.Endpoint, len(d.st.endpoints))
+	for _, e := range d.st.endpoints {
+		byLink[e.Link] = e
 	}
-	stale := 0
+	stale, marked := 0, 0
 	for _, i := range infos {
-		if !isOurLink(i) || (owned[i.Name] && i.Group != RetireGroup) {
+		e := byLink[i.Name]
+		if i.Alias == "" && e != nil && d.unmarkedLinkOf(i, e) {
+			if err := d.links.Mark(i.Name, link.EndpointMark(e.ID)); err != nil {
+				d.log.Warn("could not mark the host link of a saved endpoint", "link", i.Name, "err", err)
+				continue
+			}
+			i.Alias = link.EndpointMark(e.ID)
+			marked++
+		}
+		id := i.EndpointOf()
+		if id == "" {
 			continue
 		}
-		d.reaper.retire(i.Name)
+		if owner := d.st.endpoints[id]; owner != nil && owner.Link == i.Name && i.Group != link.RetireGroup {
+			continue
+		}
+		d.reaper.Retire(i.Name)
 		stale++
 	}
-	d.log.Info("state restored", "networks", len(d.networks), "endpoints", len(d.endpoints), "stale_links", stale, "file", d.store.Path())
+	d.log.Info("state restored", "networks", len(d.st.networks), "endpoints", len(d.st.endpoints), "stale_links", stale, "marked_links", marked, "dropped_records", len(repair.DeleteNetworks)+len(repair.DeleteEndpoints), "file", d.st.store.Path())
 	return nil
 }
 
-// restoreParents re-creates driver-made 802.1q parents that are missing. A
-// failure is logged, not fatal: the network's next Join says what is wrong.
+// unmarkedLinkOf reports whether an unmarked link is the one the driver made
+// for e and crashed before marking: a macvlan of e's name, on e's network's
+// parent, carrying e's MAC.
+func (d *Driver) unmarkedLinkOf(i link.Info, e *model.Endpoint) bool {
+	n := d.st.networks[e.NetworkID]
+	if n == nil || i.Kind != "macvlan" || i.MAC.String() != e.MAC.String() {
+		return false
+	}
+	p, err := d.links.Get(n.Parent)
+	return err == nil && p.Index == i.ParentIndex
+}
+
+// restoreParents re-creates driver-made 802.1q parents that are missing, and
+// marks one an older build made without a mark. A failure is logged, not
+// fatal: the network's next Join says what is wrong.
 func (d *Driver) restoreParents() {
 	done := map[string]bool{}
-	for _, n := range d.networks {
+	for _, n := range d.st.networks {
 		if !n.ParentCreated || done[n.Parent] {
 			continue
 		}
 		done[n.Parent] = true
-		if _, err := d.links.Get(n.Parent); err == nil {
+		info, err := d.links.Get(n.Parent)
+		if err == nil {
+			if _, vid, _, _ := link.SplitVLAN(n.Parent); info.Alias == "" && info.Kind == "vlan" && info.VlanID == vid {
+				if err := d.links.Mark(n.Parent, link.ParentMark); err != nil {
+					d.log.Warn("could not mark a VLAN parent made by an older build", "link", n.Parent, "err", err)
+				}
+			}
 			continue
 		}
 		if err := d.createParent(n.Parent); err != nil {

@@ -62,7 +62,7 @@ func benchLab(b *testing.B) (*link.Handle, []string) {
 
 func addMacvlans(b *testing.B, h *link.Handle, names []string) {
 	for _, n := range names {
-		if err := h.AddMacvlan(link.MacvlanSpec{Name: n, Parent: parent}); err != nil {
+		if err := h.AddMacvlan(link.MacvlanSpec{Name: n, Parent: parent, Mark: link.EndpointMark(n)}); err != nil {
 			b.Fatal(err)
 		}
 	}

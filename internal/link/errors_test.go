@@ -34,7 +34,7 @@ func TestClassify(t *testing.T) {
 }
 
 func TestModeNamesRoundTrip(t *testing.T) {
-	for name, mode := range creatableModes {
+	for name, mode := range kernelModes {
 		if got := modeName(mode); got != name {
 			t.Errorf("modeName(%d) = %q, want %q", mode, got, name)
 		}

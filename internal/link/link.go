@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"slices"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -48,7 +47,10 @@ type Info struct {
 	Group       uint32
 	MAC         net.HardwareAddr
 	VlanID      int    // for Kind == "vlan"
-	MacvlanMode string // "bridge", "private", "vepa", "passthru" or "source" for Kind == "macvlan"
+	MacvlanMode Mode   // for Kind == "macvlan"; "source" too, which the driver never makes
+	// Alias is the kernel alias (IFLA_IFALIAS): macvlan-swarm's ownership
+	// mark on the links it creates (see Ours in vocab.go).
+	Alias string
 }
 
 // Handle talks netlink to one network namespace.
@@ -139,21 +141,6 @@ func (h *Handle) List() ([]Info, error) {
 	return infos, nil
 }
 
-// Names returns the sorted names of every link, for error messages such as
-// `parent "eth9" not found (interfaces: eth0, lo)`.
-func (h *Handle) Names() ([]string, error) {
-	links, err := h.list()
-	if err != nil {
-		return nil, err
-	}
-	names := make([]string, len(links))
-	for i, l := range links {
-		names[i] = l.Attrs().Name
-	}
-	slices.Sort(names)
-	return names, nil
-}
-
 // list dumps the link table. The kernel flags a dump that raced with a
 // change (NLM_F_DUMP_INTR); such a result may miss or duplicate links, so it
 // is thrown away and the dump repeated.
@@ -221,6 +208,7 @@ func infoOf(l netlink.Link) Info {
 		Up:    a.Flags&net.FlagUp != 0,
 		Group: a.Group,
 		MAC:   a.HardwareAddr,
+		Alias: a.Alias,
 	}
 	// netlink also fills ParentIndex from IFLA_LINK for other kinds (a veth
 	// reports its peer there), which is not a lower device.

@@ -38,19 +38,40 @@ func mustGet(t *testing.T, h *link.Handle, name string) link.Info {
 	return info
 }
 
+// testMark is the ownership alias the tests' links get.
+const testMark = "macvlan-swarm endpoint test"
+
+// names lists the namespace's link names, sorted.
+func names(t *testing.T, h *link.Handle) []string {
+	t.Helper()
+	infos, err := h.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, i := range infos {
+		out = append(out, i.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
 func TestAddMacvlanModes(t *testing.T) {
 	t.Parallel()
-	for i, mode := range []string{"bridge", "private", "vepa", "passthru"} {
-		t.Run(mode, func(t *testing.T) {
+	for i, mode := range link.Modes {
+		t.Run(string(mode), func(t *testing.T) {
 			_, h := newLab(t)
 			parentMAC := mustGet(t, h, parent).MAC.String()
 			mac := net.HardwareAddr{0x02, 0x42, 0xac, 0x11, 0x00, byte(i + 1)}
-			spec := link.MacvlanSpec{Name: "mv0", Parent: parent, Mode: mode, MTU: 1400, MAC: mac}
+			spec := link.MacvlanSpec{Name: "mv0", Parent: parent, Mode: mode, MTU: 1400, MAC: mac, Mark: testMark}
 			if err := h.AddMacvlan(spec); err != nil {
 				t.Fatalf("AddMacvlan(%+v): %v", spec, err)
 			}
 			par := mustGet(t, h, parent)
 			got := mustGet(t, h, "mv0")
+			if !got.Ours() || got.Alias != testMark {
+				t.Errorf("alias = %q, want the mark %q", got.Alias, testMark)
+			}
 			if got.Kind != "macvlan" || got.MacvlanMode != mode {
 				t.Errorf("kind/mode = %q/%q, want macvlan/%q", got.Kind, got.MacvlanMode, mode)
 			}
@@ -82,7 +103,7 @@ func TestAddMacvlanModes(t *testing.T) {
 
 func TestAddMacvlanDefaults(t *testing.T) {
 	_, h := newLab(t)
-	if err := h.AddMacvlan(link.MacvlanSpec{Name: "mv0", Parent: parent}); err != nil {
+	if err := h.AddMacvlan(link.MacvlanSpec{Name: "mv0", Parent: parent, Mark: testMark}); err != nil {
 		t.Fatal(err)
 	}
 	got := mustGet(t, h, "mv0")
@@ -94,7 +115,7 @@ func TestAddMacvlanDefaults(t *testing.T) {
 
 func TestAddMacvlanDuplicate(t *testing.T) {
 	_, h := newLab(t)
-	spec := link.MacvlanSpec{Name: "mv0", Parent: parent, Mode: "bridge"}
+	spec := link.MacvlanSpec{Name: "mv0", Parent: parent, Mode: "bridge", Mark: testMark}
 	if err := h.AddMacvlan(spec); err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +130,7 @@ func TestAddMacvlanDuplicate(t *testing.T) {
 
 func TestAddMacvlanMissingParent(t *testing.T) {
 	_, h := newLab(t)
-	err := h.AddMacvlan(link.MacvlanSpec{Name: "mv0", Parent: "eth9", Mode: "bridge"})
+	err := h.AddMacvlan(link.MacvlanSpec{Name: "mv0", Parent: "eth9", Mode: "bridge", Mark: testMark})
 	if !errors.Is(err, link.ErrNotFound) {
 		t.Fatalf("AddMacvlan on a missing parent = %v, want ErrNotFound", err)
 	}
@@ -125,12 +146,12 @@ func TestAddMacvlanInvalid(t *testing.T) {
 		spec link.MacvlanSpec
 		want string
 	}{
-		{"empty name", link.MacvlanSpec{Parent: parent}, "empty link name"},
+		{"empty name", link.MacvlanSpec{Parent: parent}, "empty interface name"},
 		{"long name", link.MacvlanSpec{Name: "mvs0123456789abc", Parent: parent}, "at most 15"},
 		{"mode", link.MacvlanSpec{Name: "mv0", Parent: parent, Mode: "l2"}, `unknown mode "l2"`},
 		{"source mode", link.MacvlanSpec{Name: "mv0", Parent: parent, Mode: "source"}, `unknown mode "source"`},
 		{"mtu", link.MacvlanSpec{Name: "mv0", Parent: parent, MTU: -1}, "invalid mtu -1"},
-		{"short mac", link.MacvlanSpec{Name: "mv0", Parent: parent, MAC: net.HardwareAddr{2, 0, 0}}, "6-byte"},
+		{"short mac", link.MacvlanSpec{Name: "mv0", Parent: parent, MAC: net.HardwareAddr{2, 0, 0}}, "six hex bytes"},
 		{"multicast mac", link.MacvlanSpec{Name: "mv0", Parent: parent, MAC: net.HardwareAddr{1, 0, 0x5e, 0, 0, 1}}, "multicast"},
 		{"zero mac", link.MacvlanSpec{Name: "mv0", Parent: parent, MAC: make(net.HardwareAddr, 6)}, "all zeros"},
 	} {
@@ -153,7 +174,7 @@ func TestGetMissing(t *testing.T) {
 
 func TestDeleteIdempotent(t *testing.T) {
 	_, h := newLab(t)
-	if err := h.AddMacvlan(link.MacvlanSpec{Name: "mv0", Parent: parent}); err != nil {
+	if err := h.AddMacvlan(link.MacvlanSpec{Name: "mv0", Parent: parent, Mark: testMark}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 2 {
@@ -173,7 +194,7 @@ func TestRetireAndDeleteGroup(t *testing.T) {
 	lab, h := newLab(t)
 	const graveyard = 4242
 	for i := range 21 {
-		if err := h.AddMacvlan(link.MacvlanSpec{Name: fmt.Sprintf("mv%d", i), Parent: parent}); err != nil {
+		if err := h.AddMacvlan(link.MacvlanSpec{Name: fmt.Sprintf("mv%d", i), Parent: parent, Mark: testMark}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -190,17 +211,11 @@ func TestRetireAndDeleteGroup(t *testing.T) {
 		t.Fatalf("retired mv1: up=%v group=%d, want down in group %d", got.Up, got.Group, graveyard)
 	}
 
-	before, err := h.Names()
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := names(t, h)
 	if err := h.DeleteGroup(graveyard); err != nil {
 		t.Fatalf("DeleteGroup: %v", err)
 	}
-	after, err := h.Names()
-	if err != nil {
-		t.Fatal(err)
-	}
+	after := names(t, h)
 	want := slices.DeleteFunc(slices.Clone(before), func(n string) bool {
 		return strings.HasPrefix(n, "mv") && n != "mv0"
 	})
@@ -246,7 +261,7 @@ func TestDeleteGroupOnlyThisNamespace(t *testing.T) {
 	ctr := lab.NewPeerNamespace(t)
 	const graveyard = 9
 	for _, n := range []string{"mv0", "mv1"} {
-		if err := h.AddMacvlan(link.MacvlanSpec{Name: n, Parent: parent}); err != nil {
+		if err := h.AddMacvlan(link.MacvlanSpec{Name: n, Parent: parent, Mark: testMark}); err != nil {
 			t.Fatal(err)
 		}
 		if err := h.Retire(n, graveyard); err != nil {
@@ -334,13 +349,9 @@ func TestListAndNames(t *testing.T) {
 		t.Errorf("List's %s = %+v, want an up veth with MTU %d and no parent", parent, *veth, parentMTU)
 	}
 
-	names, err := h.Names()
-	if err != nil {
-		t.Fatal(err)
-	}
 	// A fresh namespace holds lo plus the pair.
-	if want := []string{"lo", parent, linktest.PeerName(parent)}; !slices.Equal(names, sorted(want)) {
-		t.Errorf("Names() = %v, want %v", names, sorted(want))
+	if got, want := names(t, h), []string{"lo", parent, linktest.PeerName(parent)}; !slices.Equal(got, sorted(want)) {
+		t.Errorf("List() names = %v, want %v", got, sorted(want))
 	}
 }
 
@@ -355,7 +366,7 @@ func sorted(s []string) []string {
 func TestDeleteGroupAllOrNothing(t *testing.T) {
 	_, h := newLab(t)
 	const graveyard = 5
-	if err := h.AddMacvlan(link.MacvlanSpec{Name: "mv0", Parent: parent}); err != nil {
+	if err := h.AddMacvlan(link.MacvlanSpec{Name: "mv0", Parent: parent, Mark: testMark}); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []string{"mv0", "lo"} {
@@ -379,12 +390,8 @@ func TestOpenHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	names, err := h.Names()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Contains(names, "lo") {
-		t.Errorf("host Names() = %v, want lo among them", names)
+	if got := names(t, h); !slices.Contains(got, "lo") {
+		t.Errorf("host links = %v, want lo among them", got)
 	}
 	h.Close() // a second Close is harmless
 }

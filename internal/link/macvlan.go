@@ -8,73 +8,75 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// maxNameLen is the kernel's IFNAMSIZ minus the terminating NUL.
-const maxNameLen = 15
-
 // MacvlanSpec describes a macvlan link to create.
 //
 // A passthru macvlan always takes its parent's address: the kernel accepts
 // MAC in that mode but silently ignores it. Callers that report an
 // endpoint's address should read it back with Get.
 type MacvlanSpec struct {
-	Name   string           // at most 15 bytes
+	Name   string           // at most MaxNameLen bytes
 	Parent string           // name of the lower link
-	Mode   string           // bridge (also when empty), private, vepa or passthru
+	Mode   Mode             // bridge when empty
 	MTU    int              // 0 = the kernel's default, the parent's MTU
 	MAC    net.HardwareAddr // nil = a random address chosen by the kernel
+	// Mark is the ownership alias the link is given (EndpointMark).
+	Mark string
 }
 
-// creatableModes are the modes AddMacvlan accepts. "source" is left out on
-// purpose: it needs a MAC allow-list the driver never sets up.
-var creatableModes = map[string]netlink.MacvlanMode{
-	"bridge":   netlink.MACVLAN_MODE_BRIDGE,
-	"private":  netlink.MACVLAN_MODE_PRIVATE,
-	"vepa":     netlink.MACVLAN_MODE_VEPA,
-	"passthru": netlink.MACVLAN_MODE_PASSTHRU,
+var kernelModes = map[Mode]netlink.MacvlanMode{
+	ModeBridge:   netlink.MACVLAN_MODE_BRIDGE,
+	ModePrivate:  netlink.MACVLAN_MODE_PRIVATE,
+	ModeVEPA:     netlink.MACVLAN_MODE_VEPA,
+	ModePassthru: netlink.MACVLAN_MODE_PASSTHRU,
 }
 
-func modeName(m netlink.MacvlanMode) string {
-	switch m {
-	case netlink.MACVLAN_MODE_BRIDGE:
-		return "bridge"
-	case netlink.MACVLAN_MODE_PRIVATE:
-		return "private"
-	case netlink.MACVLAN_MODE_VEPA:
-		return "vepa"
-	case netlink.MACVLAN_MODE_PASSTHRU:
-		return "passthru"
-	case netlink.MACVLAN_MODE_SOURCE:
+func modeName(m netlink.MacvlanMode) Mode {
+	for name, km := range kernelModes {
+		if km == m {
+			return name
+		}
+	}
+	if m == netlink.MACVLAN_MODE_SOURCE {
 		return "source"
 	}
-	return fmt.Sprintf("unknown(%d)", m)
+	return Mode(fmt.Sprintf("unknown(%d)", m))
 }
 
-// AddMacvlan creates a macvlan link on spec.Parent. The link is left
-// administratively down: the engine moves it into the container's namespace
-// and brings it up there, and a link that is up on the host for a moment
-// could already take traffic meant for the container.
+// AddMacvlan creates a macvlan link on spec.Parent and gives it spec.Mark.
+// The link is left administratively down: the engine moves it into the
+// container's namespace and brings it up there, and a link that is up on the
+// host for a moment could already take traffic meant for the container.
+//
+// The kernel ignores IFLA_IFALIAS in a create request (checked on this
+// project's kernel), so the mark is a second request; if it fails the link
+// is deleted again. A crash between the two leaves an unmarked link whose
+// name, parent and MAC match a saved endpoint: the driver's start-up repair
+// recognises it by that record and marks it (see driver/restore.go).
 func (h *Handle) AddMacvlan(spec MacvlanSpec) error {
 	wrap := func(err error) error {
 		return fmt.Errorf("create macvlan %q on %q: %w", spec.Name, spec.Parent, err)
 	}
-	if err := checkName(spec.Name); err != nil {
+	if err := CheckName(spec.Name); err != nil {
 		return wrap(err)
 	}
-	modeStr := spec.Mode
-	if modeStr == "" {
-		modeStr = "bridge"
+	mode := spec.Mode
+	if mode == "" {
+		mode = ModeBridge
 	}
-	mode, ok := creatableModes[modeStr]
+	km, ok := kernelModes[mode]
 	if !ok {
-		return wrap(fmt.Errorf("unknown mode %q (accepted: bridge, private, vepa, passthru)", spec.Mode))
+		return wrap(fmt.Errorf("unknown mode %q", spec.Mode))
 	}
 	if spec.MTU < 0 {
 		return wrap(fmt.Errorf("invalid mtu %d (0 means the parent's)", spec.MTU))
 	}
 	if spec.MAC != nil {
-		if err := checkMAC(spec.MAC); err != nil {
+		if err := CheckMAC(spec.MAC); err != nil {
 			return wrap(err)
 		}
+	}
+	if spec.Mark == "" {
+		return wrap(errors.New("no ownership mark: every link macvlan-swarm makes carries one"))
 	}
 
 	parent, err := h.parent(spec.Parent)
@@ -89,36 +91,39 @@ func (h *Handle) AddMacvlan(spec MacvlanSpec) error {
 	attrs.ParentIndex = parent.Attrs().Index
 	attrs.MTU = spec.MTU
 	attrs.HardwareAddr = spec.MAC
-	if err := h.nl.LinkAdd(&netlink.Macvlan{LinkAttrs: attrs, Mode: mode}); err != nil {
+	l := &netlink.Macvlan{LinkAttrs: attrs, Mode: km}
+	if err := h.nl.LinkAdd(l); err != nil {
 		if isUnsupported(err) {
 			return wrap(fmt.Errorf("%w (%w)", ErrUnsupported, err))
 		}
 		return wrap(err)
 	}
-	return nil
+	return h.markNew(l, spec.Mark, wrap)
 }
 
-func checkName(name string) error {
-	if name == "" {
-		return errors.New("empty link name")
+// markNew gives a link just created its mark, or deletes it: a link of ours
+// must never exist unmarked for longer than a crash between two requests.
+func (h *Handle) markNew(l netlink.Link, mark string, wrap func(error) error) error {
+	err := h.nl.LinkSetAlias(l, mark)
+	if err == nil {
+		return nil
 	}
-	if len(name) > maxNameLen {
-		return fmt.Errorf("link name %q is %d bytes long; at most %d are allowed", name, len(name), maxNameLen)
+	markErr := fmt.Errorf("set ownership mark: %w", err)
+	if delErr := h.nl.LinkDel(l); delErr != nil && !isNotFound(delErr) {
+		return wrap(errors.Join(markErr, fmt.Errorf("roll back: delete: %w", delErr)))
 	}
-	return nil
+	return wrap(markErr)
 }
 
-// checkMAC rejects what the kernel would refuse with a bare EINVAL or
-// EADDRNOTAVAIL, so the user learns which value was wrong.
-func checkMAC(mac net.HardwareAddr) error {
-	if len(mac) != 6 {
-		return fmt.Errorf("mac address %q is not a 6-byte Ethernet address", mac)
+// Mark gives an existing link an ownership mark. The driver uses it only for
+// a link it recognised by a saved record (see markNew).
+func (h *Handle) Mark(name, mark string) error {
+	l, err := h.byName(name)
+	if err != nil {
+		return fmt.Errorf("mark: %w", err)
 	}
-	if mac[0]&1 != 0 {
-		return fmt.Errorf("mac address %s is a multicast address; a unicast one is needed", mac)
-	}
-	if mac.String() == "00:00:00:00:00:00" {
-		return fmt.Errorf("mac address %s is all zeros", mac)
+	if err := h.nl.LinkSetAlias(l, mark); err != nil {
+		return fmt.Errorf("mark link %q: %w", name, err)
 	}
 	return nil
 }

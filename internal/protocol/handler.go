@@ -53,6 +53,20 @@ func NewHandler(d Driver, log *slog.Logger) http.Handler {
 	route(h, "NetworkDriver", "DiscoverNew", errOnly(d.DiscoverNew))
 	route(h, "NetworkDriver", "DiscoverDelete", errOnly(d.DiscoverDelete))
 
+	// GET /status: what the driver holds, for operators and tests, when
+	// the driver can tell. The socket is the only listener, so only root on
+	// the node reads it.
+	if sr, ok := d.(StatusReporter); ok {
+		h.mux.Handle(http.MethodGet+" /status", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, status, msg := invoke(h.log, "status", func() (any, error) { return sr.Status(), nil })
+			if msg != "" {
+				fail(w, h.log, status, msg)
+				return
+			}
+			write(w, status, body)
+		}))
+	}
+
 	// Anything no route matched: a known path with another HTTP method, or
 	// a method this plugin does not implement.
 	h.mux.HandleFunc("/", h.unrouted)

@@ -1,4 +1,6 @@
 // Package store saves the driver's networks and endpoints in a bbolt file.
+// It is the only importer of bbolt. Its API speaks the typed model
+// (internal/model); the JSON records and their conversion are in records.go.
 //
 // The engine never replays CreateNetwork or CreateEndpoint to a remote driver
 // (not after a plugin restart, an upgrade or a daemon restart), so everything
@@ -17,6 +19,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/macvlan-swarm/macvlan-swarm/internal/model"
 )
 
 // SchemaVersion is the layout written by this build. Bump it when a record's
@@ -32,46 +36,6 @@ var (
 	bucketEndpoints = []byte("endpoints")
 	keySchema       = []byte("schema")
 )
-
-// Pool is one IPAM pool of a network as the engine gave it (CIDR strings).
-type Pool struct {
-	Pool    string            `json:"pool"`
-	Gateway string            `json:"gateway,omitempty"`
-	Aux     map[string]string `json:"aux,omitempty"`
-}
-
-// Network is a network this node has been asked to create.
-type Network struct {
-	ID string `json:"id"`
-	// ParentSpec is the parent option as the user wrote it (it may be a
-	// "|"-separated candidate list or a node-level alias).
-	ParentSpec string `json:"parent_spec"`
-	// Parent is the link this node resolved ParentSpec to.
-	Parent string `json:"parent"`
-	// ParentCreated is true when this driver created Parent (an 802.1q link
-	// "name.vid"); only then may the driver delete it.
-	ParentCreated bool   `json:"parent_created,omitempty"`
-	Mode          string `json:"mode"`
-	MTU           int    `json:"mtu,omitempty"`
-	Internal      bool   `json:"internal,omitempty"`
-	IPv4          []Pool `json:"ipv4,omitempty"`
-	IPv6          []Pool `json:"ipv6,omitempty"`
-	// Options are the user's -o options as received, kept for diagnostics and
-	// to tell an identical re-create from a changed one.
-	Options map[string]string `json:"options,omitempty"`
-	Created time.Time         `json:"created"`
-}
-
-// Endpoint is one container attachment.
-type Endpoint struct {
-	ID        string `json:"id"`
-	NetworkID string `json:"network_id"`
-	IPv4      string `json:"ipv4,omitempty"` // CIDR
-	IPv6      string `json:"ipv6,omitempty"` // CIDR
-	MAC       string `json:"mac"`
-	// Link is the host-side macvlan link name handed to the engine in Join.
-	Link string `json:"link"`
-}
 
 // Store is an open state file. Its methods are safe for concurrent use.
 type Store struct {
@@ -121,58 +85,94 @@ func (s *Store) Close() error { return s.db.Close() }
 // Path is the state file's path.
 func (s *Store) Path() string { return s.db.Path() }
 
-// PutNetwork saves or replaces a network.
-func (s *Store) PutNetwork(n Network) error { return s.put(bucketNetworks, n.ID, n) }
+// Change is one atomic change of the saved state: everything in it is
+// written in one bbolt transaction (one fsync), or nothing is. Deleting a
+// record that is not there is not an error.
+type Change struct {
+	PutNetworks     []*model.Network
+	DeleteNetworks  []string
+	PutEndpoints    []*model.Endpoint
+	DeleteEndpoints []string
+}
 
-// DeleteNetwork removes a network and every endpoint recorded on it. A
-// missing network is not an error.
-func (s *Store) DeleteNetwork(id string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		eps := tx.Bucket(bucketEndpoints)
-		var doomed [][]byte
-		err := eps.ForEach(func(k, v []byte) error {
-			var e Endpoint
-			if err := json.Unmarshal(v, &e); err != nil || e.NetworkID == id {
-				doomed = append(doomed, k)
-			}
-			return nil
-		})
+// Empty reports a change that changes nothing.
+func (c Change) Empty() bool {
+	return len(c.PutNetworks)+len(c.DeleteNetworks)+len(c.PutEndpoints)+len(c.DeleteEndpoints) == 0
+}
+
+// Apply writes c in one transaction.
+func (s *Store) Apply(c Change) error {
+	if c.Empty() {
+		return nil
+	}
+	type kv struct{ k, v []byte }
+	var nets, eps []kv
+	for _, n := range c.PutNetworks {
+		raw, err := encode(n.ID, fromNetwork(n))
 		if err != nil {
 			return err
 		}
-		for _, k := range doomed {
-			if err := eps.Delete(k); err != nil {
+		nets = append(nets, kv{[]byte(n.ID), raw})
+	}
+	for _, e := range c.PutEndpoints {
+		raw, err := encode(e.ID, fromEndpoint(e))
+		if err != nil {
+			return err
+		}
+		eps = append(eps, kv{[]byte(e.ID), raw})
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		nb, eb := tx.Bucket(bucketNetworks), tx.Bucket(bucketEndpoints)
+		for _, id := range c.DeleteEndpoints {
+			if err := eb.Delete([]byte(id)); err != nil {
 				return err
 			}
 		}
-		return tx.Bucket(bucketNetworks).Delete([]byte(id))
+		for _, id := range c.DeleteNetworks {
+			if err := nb.Delete([]byte(id)); err != nil {
+				return err
+			}
+		}
+		for _, r := range nets {
+			if err := nb.Put(r.k, r.v); err != nil {
+				return err
+			}
+		}
+		for _, r := range eps {
+			if err := eb.Put(r.k, r.v); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
-// PutEndpoint saves or replaces an endpoint.
-func (s *Store) PutEndpoint(e Endpoint) error { return s.put(bucketEndpoints, e.ID, e) }
-
-// DeleteEndpoint removes an endpoint; a missing one is not an error.
-func (s *Store) DeleteEndpoint(id string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketEndpoints).Delete([]byte(id))
-	})
+func encode(id string, v any) ([]byte, error) {
+	if id == "" {
+		return nil, errors.New("record without an id")
+	}
+	return json.Marshal(v)
 }
 
 // BadRecord names a record that did not decode.
 type BadRecord struct {
 	Kind string // "network" or "endpoint"
 	Key  string
+	Err  string
 }
 
-// Load reads every record. Records that do not decode are reported in bad
-// and skipped, so one damaged record cannot keep the plugin down.
-func (s *Store) Load() (nets []Network, eps []Endpoint, bad []BadRecord, err error) {
+// Load reads every record. Records that do not decode or convert are
+// reported in bad and skipped, so one damaged record cannot keep the plugin
+// down; the caller drops them (Change.DeleteNetworks/DeleteEndpoints with
+// their keys).
+func (s *Store) Load() (nets []*model.Network, eps []*model.Endpoint, bad []BadRecord, err error) {
+	now := time.Now().UTC()
 	err = s.db.View(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketNetworks).ForEach(func(k, v []byte) error {
-			var n Network
-			if json.Unmarshal(v, &n) != nil || n.ID != string(k) {
-				bad = append(bad, BadRecord{"network", string(k)})
+			var r networkRecord
+			n, cerr := decode(k, v, &r, func() (*model.Network, error) { return r.model() }, func() string { return r.ID })
+			if cerr != nil {
+				bad = append(bad, BadRecord{"network", string(k), cerr.Error()})
 				return nil
 			}
 			nets = append(nets, n)
@@ -181,9 +181,10 @@ func (s *Store) Load() (nets []Network, eps []Endpoint, bad []BadRecord, err err
 			return err
 		}
 		return tx.Bucket(bucketEndpoints).ForEach(func(k, v []byte) error {
-			var e Endpoint
-			if json.Unmarshal(v, &e) != nil || e.ID != string(k) {
-				bad = append(bad, BadRecord{"endpoint", string(k)})
+			var r endpointRecord
+			e, cerr := decode(k, v, &r, func() (*model.Endpoint, error) { return r.model(now) }, func() string { return r.ID })
+			if cerr != nil {
+				bad = append(bad, BadRecord{"endpoint", string(k), cerr.Error()})
 				return nil
 			}
 			eps = append(eps, e)
@@ -193,49 +194,15 @@ func (s *Store) Load() (nets []Network, eps []Endpoint, bad []BadRecord, err err
 	return nets, eps, bad, err
 }
 
-// DeleteBad removes the undecodable records Load reported.
-func (s *Store) DeleteBad(bad []BadRecord) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range bad {
-			bucket := bucketNetworks
-			if b.Kind == "endpoint" {
-				bucket = bucketEndpoints
-			}
-			if err := tx.Bucket(bucket).Delete([]byte(b.Key)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-// PutAll writes many endpoints in one transaction (used by benchmarks and
-// restore tests to build large states quickly).
-func (s *Store) PutAll(eps []Endpoint) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketEndpoints)
-		for _, e := range eps {
-			raw, err := json.Marshal(e)
-			if err != nil {
-				return err
-			}
-			if err := b.Put([]byte(e.ID), raw); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-func (s *Store) put(bucket []byte, key string, v any) error {
-	if key == "" {
-		return errors.New("record without an id")
+// decode unmarshals one record, checks that it sits under its own id, and
+// converts it to the model.
+func decode[M any](key, raw []byte, rec any, conv func() (M, error), id func() string) (M, error) {
+	var zero M
+	if err := json.Unmarshal(raw, rec); err != nil {
+		return zero, err
 	}
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return err
+	if id() != string(key) {
+		return zero, fmt.Errorf("record of %q stored under key %q", id(), key)
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucket).Put([]byte(key), raw)
-	})
+	return conv()
 }

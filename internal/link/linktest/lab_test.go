@@ -83,11 +83,11 @@ func TestKindSupported(t *testing.T) {
 		t.Logf("kernel has %s links: %v %v", kind, ok, why)
 	}
 	// Probes clean up after themselves.
-	names, err := lab.Handle().Names()
+	infos, err := lab.Handle().List()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(names) != 1 || names[0] != "lo" {
-		t.Errorf("lab after probes holds %v, want only lo", names)
+	if len(infos) != 1 || infos[0].Name != "lo" {
+		t.Errorf("lab after probes holds %+v, want only lo", infos)
 	}
 }

@@ -1,0 +1,97 @@
+// Package model is the driver's typed view of what it remembers: networks and
+// endpoints with parsed addresses, MACs and modes. Strings from the engine are
+// parsed once, at the edge (the driver's request decoding, the store's load),
+// and nothing inside re-parses them. The store keeps its own JSON records and
+// converts to and from these types at its boundary (internal/store).
+//
+// A new remembered field goes here, and in the store's record (records.go)
+// with its conversion.
+package model
+
+import (
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
+)
+
+// Pool is one IPAM pool of a network. The engine sends the gateway and aux
+// addresses as CIDR strings; they are kept as prefixes so the pool's length
+// travels with them.
+type Pool struct {
+	Subnet  netip.Prefix
+	Gateway netip.Prefix // invalid (zero) when the pool has none
+	Aux     map[string]netip.Prefix
+}
+
+// Network is a network this node has been asked to create.
+type Network struct {
+	ID string
+	// ParentSpec is the parent option as the user wrote it (a "|"-separated
+	// candidate list, or a node-level alias).
+	ParentSpec string
+	// Parent is the link this node resolved ParentSpec to.
+	Parent string
+	// ParentCreated is true when the driver created Parent (an 802.1q link
+	// "name.vid"); only then may it delete it.
+	ParentCreated bool
+	Mode          link.Mode
+	MTU           int // 0: the parent's
+	Internal      bool
+	IPv4, IPv6    []Pool
+	// Options are the user's -o options as received, to tell an identical
+	// re-create from a changed one.
+	Options map[string]string
+	Created time.Time
+}
+
+// Contains reports whether addr lies in one of the network's pools of its
+// family.
+func (n *Network) Contains(addr netip.Addr) bool {
+	pools := n.IPv4
+	if addr.Is6() {
+		pools = n.IPv6
+	}
+	for _, p := range pools {
+		if p.Subnet.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// Endpoint is one container attachment.
+type Endpoint struct {
+	ID        string
+	NetworkID string
+	IPv4      netip.Prefix // invalid when the endpoint has no IPv4 address
+	IPv6      netip.Prefix // invalid when it has no IPv6 address
+	MAC       net.HardwareAddr
+	// Link is the host-side macvlan link name handed to the engine in Join.
+	Link    string
+	Created time.Time
+	// Sandbox is what Join said about the container; zero until then.
+	Sandbox Sandbox
+}
+
+// Sandbox identifies the container namespace an endpoint joined: the engine's
+// SandboxKey (a file the engine bind-mounts the namespace on, removed when
+// the sandbox is destroyed) and the identity of that file as the plugin saw it
+// at Join. File is zero when the plugin could not see the file (its mount of
+// the engine's run directory does not cover that path): such an endpoint is
+// never judged by its sandbox.
+type Sandbox struct {
+	Key    string
+	File   FileID
+	Joined time.Time
+}
+
+// FileID is a file's identity: device and inode. A file removed and created
+// again under the same name gets another one.
+type FileID struct {
+	Dev, Ino uint64
+}
+
+// IsZero reports an unknown file.
+func (f FileID) IsZero() bool { return f == FileID{} }

@@ -1,0 +1,172 @@
+package store
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/model"
+)
+
+// The records below are the file's layout: JSON with explicit names, strings
+// where the model has parsed types. They convert to and from the model here
+// and nowhere else; a record that does not convert is damaged and reported
+// by Load.
+
+type poolRecord struct {
+	Pool    string            `json:"pool"`
+	Gateway string            `json:"gateway,omitempty"`
+	Aux     map[string]string `json:"aux,omitempty"`
+}
+
+type networkRecord struct {
+	ID            string            `json:"id"`
+	ParentSpec    string            `json:"parent_spec"`
+	Parent        string            `json:"parent"`
+	ParentCreated bool              `json:"parent_created,omitempty"`
+	Mode          string            `json:"mode"`
+	MTU           int               `json:"mtu,omitempty"`
+	Internal      bool              `json:"internal,omitempty"`
+	IPv4          []poolRecord      `json:"ipv4,omitempty"`
+	IPv6          []poolRecord      `json:"ipv6,omitempty"`
+	Options       map[string]string `json:"options,omitempty"`
+	Created       time.Time         `json:"created"`
+}
+
+type endpointRecord struct {
+	ID        string `json:"id"`
+	NetworkID string `json:"network_id"`
+	IPv4      string `json:"ipv4,omitempty"` // CIDR
+	IPv6      string `json:"ipv6,omitempty"` // CIDR
+	MAC       string `json:"mac"`
+	Link      string `json:"link"`
+	// Since schema 1 was first written: absent in older files, which Load
+	// reads as "created at load time" and "not joined".
+	Created    time.Time `json:"created,omitzero"`
+	SandboxKey string    `json:"sandbox_key,omitempty"`
+	SandboxDev uint64    `json:"sandbox_dev,omitempty"`
+	SandboxIno uint64    `json:"sandbox_ino,omitempty"`
+	Joined     time.Time `json:"joined,omitzero"`
+}
+
+func fromPools(ps []model.Pool) []poolRecord {
+	var out []poolRecord
+	for _, p := range ps {
+		r := poolRecord{Pool: p.Subnet.String()}
+		if p.Gateway.IsValid() {
+			r.Gateway = p.Gateway.String()
+		}
+		if len(p.Aux) > 0 {
+			r.Aux = make(map[string]string, len(p.Aux))
+			for k, v := range p.Aux {
+				r.Aux[k] = v.String()
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func toPools(rs []poolRecord) ([]model.Pool, error) {
+	var out []model.Pool
+	for _, r := range rs {
+		var p model.Pool
+		var err error
+		if p.Subnet, err = netip.ParsePrefix(r.Pool); err != nil {
+			return nil, fmt.Errorf("pool: %w", err)
+		}
+		if r.Gateway != "" {
+			if p.Gateway, err = netip.ParsePrefix(r.Gateway); err != nil {
+				return nil, fmt.Errorf("gateway: %w", err)
+			}
+		}
+		if len(r.Aux) > 0 {
+			p.Aux = make(map[string]netip.Prefix, len(r.Aux))
+			for k, v := range r.Aux {
+				if p.Aux[k], err = netip.ParsePrefix(v); err != nil {
+					return nil, fmt.Errorf("aux address %q: %w", k, err)
+				}
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func fromNetwork(n *model.Network) networkRecord {
+	return networkRecord{
+		ID: n.ID, ParentSpec: n.ParentSpec, Parent: n.Parent, ParentCreated: n.ParentCreated,
+		Mode: string(n.Mode), MTU: n.MTU, Internal: n.Internal,
+		IPv4: fromPools(n.IPv4), IPv6: fromPools(n.IPv6),
+		Options: n.Options, Created: n.Created,
+	}
+}
+
+func (r networkRecord) model() (*model.Network, error) {
+	mode, err := link.ParseMode(r.Mode)
+	if err != nil {
+		return nil, err
+	}
+	n := &model.Network{
+		ID: r.ID, ParentSpec: r.ParentSpec, Parent: r.Parent, ParentCreated: r.ParentCreated,
+		Mode: mode, MTU: r.MTU, Internal: r.Internal, Options: r.Options, Created: r.Created,
+	}
+	if n.IPv4, err = toPools(r.IPv4); err != nil {
+		return nil, err
+	}
+	if n.IPv6, err = toPools(r.IPv6); err != nil {
+		return nil, err
+	}
+	if n.Parent == "" {
+		return nil, fmt.Errorf("no parent")
+	}
+	return n, nil
+}
+
+func fromEndpoint(e *model.Endpoint) endpointRecord {
+	r := endpointRecord{
+		ID: e.ID, NetworkID: e.NetworkID, MAC: e.MAC.String(), Link: e.Link, Created: e.Created,
+		SandboxKey: e.Sandbox.Key, SandboxDev: e.Sandbox.File.Dev, SandboxIno: e.Sandbox.File.Ino,
+		Joined: e.Sandbox.Joined,
+	}
+	if e.IPv4.IsValid() {
+		r.IPv4 = e.IPv4.String()
+	}
+	if e.IPv6.IsValid() {
+		r.IPv6 = e.IPv6.String()
+	}
+	return r
+}
+
+func (r endpointRecord) model(loaded time.Time) (*model.Endpoint, error) {
+	e := &model.Endpoint{
+		ID: r.ID, NetworkID: r.NetworkID, Link: r.Link, Created: r.Created,
+		Sandbox: model.Sandbox{Key: r.SandboxKey, File: model.FileID{Dev: r.SandboxDev, Ino: r.SandboxIno}, Joined: r.Joined},
+	}
+	if e.Created.IsZero() {
+		e.Created = loaded
+	}
+	var err error
+	if r.IPv4 != "" {
+		if e.IPv4, err = netip.ParsePrefix(r.IPv4); err != nil || !e.IPv4.Addr().Is4() {
+			return nil, fmt.Errorf("ipv4 %q is not an IPv4 CIDR", r.IPv4)
+		}
+	}
+	if r.IPv6 != "" {
+		if e.IPv6, err = netip.ParsePrefix(r.IPv6); err != nil || !e.IPv6.Addr().Is6() {
+			return nil, fmt.Errorf("ipv6 %q is not an IPv6 CIDR", r.IPv6)
+		}
+	}
+	if e.MAC, err = net.ParseMAC(r.MAC); err != nil {
+		return nil, fmt.Errorf("mac: %w", err)
+	}
+	if err := link.CheckMAC(e.MAC); err != nil {
+		return nil, err
+	}
+	if err := link.CheckName(r.Link); err != nil {
+		return nil, fmt.Errorf("link: %w", err)
+	}
+	return e, nil
+}

@@ -12,11 +12,17 @@ func (d *Driver) Snapshot() Status { return d.Status().(Status) }
 // batch, so a test can check that nothing is left behind.
 func (d *Driver) Flush() { d.reaper.Reap() }
 
-// Sweep runs one reclaim sweep now and returns how many endpoints it
-// reclaimed.
-var _ = (*Driver).sweep
 
 var linkName = link.EndpointLinkName
 
 // RetireGroup is the reaper's link group.
 const RetireGroup = link.RetireGroup
+
+// linkSpecOf is the host link Join makes for endpoint id.
+func linkSpecOf(d *Driver, id string) link.MacvlanSpec {
+	d.st.mu.Lock()
+	defer d.st.mu.Unlock()
+	e := d.st.endpoints[id]
+	n := d.st.networks[e.NetworkID]
+	return link.MacvlanSpec{Name: e.Link, Parent: n.Parent, Mode: n.Mode, MTU: n.MTU, MAC: e.MAC, Mark: link.EndpointMark(e.ID)}
+}

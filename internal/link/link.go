@@ -46,8 +46,8 @@ type Info struct {
 	Up          bool // administratively up (IFF_UP)
 	Group       uint32
 	MAC         net.HardwareAddr
-	VlanID      int    // for Kind == "vlan"
-	MacvlanMode Mode   // for Kind == "macvlan"; "source" too, which the driver never makes
+	VlanID      int  // for Kind == "vlan"
+	MacvlanMode Mode // for Kind == "macvlan"; "source" too, which the driver never makes
 	// Alias is the kernel alias (IFLA_IFALIAS): macvlan-swarm's ownership
 	// mark on the links it creates (see Ours in vocab.go).
 	Alias string

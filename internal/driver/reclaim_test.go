@@ -1,0 +1,226 @@
+package driver
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
+)
+
+// sandboxDir is a stand-in for the engine's <exec-root>/netns: a file per
+// sandbox, removed when the sandbox is destroyed.
+func sandboxDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "netns")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func newSandbox(t *testing.T, dir, name string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func joinIn(t *testing.T, d *Driver, id, sandbox string) {
+	t.Helper()
+	_, err := d.Join(&protocol.JoinRequest{NetworkID: netA, EndpointID: id, SandboxKey: sandbox})
+	mustOK(t, err)
+}
+
+func endpointIDs(d *Driver) []string {
+	var ids []string
+	for _, e := range d.Snapshot().Endpoints {
+		ids = append(ids, e.ID[:4])
+	}
+	return ids
+}
+
+// Each signal of a dead container reclaims its endpoint, and only its own:
+// live containers' endpoints survive every sweep.
+func TestReclaimDeadContainersOnly(t *testing.T) {
+	f := newFakeLinks("eth0")
+	d := fakeDriver(t, f, t.TempDir(), nil)
+	dir := sandboxDir(t)
+	mustOK(t, d.CreateNetwork(createNet(netA, "eth0")))
+
+	id := func(c byte) string { return strings.Repeat(string(c), 64) }
+	live, gone, replaced, left, back, moving, unjoined, fresh := id('1'), id('2'), id('3'), id('4'), id('5'), id('6'), id('7'), id('8')
+	for i, e := range []string{live, gone, replaced, left, back, moving, unjoined, fresh} {
+		addEndpoint(t, d, e, "10.20.0."+string(rune('2'+i))+"/24")
+	}
+	for _, e := range []string{live, gone, replaced, left, back, moving} {
+		joinIn(t, d, e, newSandbox(t, dir, e[:12]))
+		// The engine moves the link into the container: gone from the host.
+		mustOK(t, f.Delete(linkName(e)))
+	}
+	// gone: the engine destroyed its sandbox. replaced: destroyed, and a
+	// new sandbox file took the same name.
+	mustOK(t, os.Remove(filepath.Join(dir, gone[:12])))
+	mustOK(t, os.Remove(filepath.Join(dir, replaced[:12])))
+	newSandbox(t, dir, replaced[:12]+".tmp")
+	mustOK(t, os.Rename(filepath.Join(dir, replaced[:12]+".tmp"), filepath.Join(dir, replaced[:12])))
+	// left: Leave came (the link is back), DeleteEndpoint never did.
+	mustOK(t, d.Leave(&protocol.LeaveRequest{NetworkID: netA, EndpointID: left}))
+	// back: its link is back in the host namespace without a Leave seen.
+	// moving: the same, but the engine moves it away before the next sweep.
+	for _, e := range []string{left, back, moving} {
+		mustOK(t, f.AddMacvlan(linkSpecOf(d, e)))
+	}
+
+	now := time.Now()
+	if n := d.sweep(now); n != 2 {
+		t.Fatalf("first sweep reclaimed %d, want 2 (sandbox gone, sandbox replaced); holds %v", n, endpointIDs(d))
+	}
+	mustOK(t, f.Delete(linkName(moving)))
+	if n := d.sweep(now.Add(DefaultReclaimGrace / 2)); n != 0 {
+		t.Fatalf("a sweep within the grace reclaimed %d", n)
+	}
+	if n := d.sweep(now.Add(DefaultReclaimGrace + time.Second)); n != 2 {
+		t.Fatalf("sweep after the grace reclaimed %d, want 2 (left, back); holds %v", n, endpointIDs(d))
+	}
+	if n := d.sweep(now.Add(DefaultUnjoinedTTL + time.Minute)); n != 2 {
+		t.Fatalf("sweep after the unjoined TTL reclaimed %d, want 2 (never joined); holds %v", n, endpointIDs(d))
+	}
+	got := strings.Join(endpointIDs(d), ",")
+	if got != "1111,6666" {
+		t.Fatalf("endpoints left = %s, want the live container's and the one that moved away", got)
+	}
+	d.Flush()
+	for _, e := range []string{left, back} {
+		if f.has(linkName(e)) {
+			t.Errorf("host link of reclaimed endpoint %s left behind", e[:4])
+		}
+	}
+}
+
+// An endpoint whose sandbox file the plugin never saw (its mount does not
+// cover the engine's exec root) is never judged by its sandbox, and a
+// sandbox directory that vanished (the mount went away) condemns nothing.
+func TestReclaimNeverGuessesWithoutTheSandboxDirectory(t *testing.T) {
+	f := newFakeLinks("eth0")
+	d := fakeDriver(t, f, t.TempDir(), nil)
+	dir := sandboxDir(t)
+	mustOK(t, d.CreateNetwork(createNet(netA, "eth0")))
+	addEndpoint(t, d, ep1, "10.20.0.2/24")
+	joinIn(t, d, ep1, newSandbox(t, dir, "c1"))
+	mustOK(t, f.Delete(linkName(ep1)))
+	unseen := strings.Repeat("9", 64)
+	addEndpoint(t, d, unseen, "10.20.0.3/24")
+	joinIn(t, d, unseen, "/not/visible/netns/c2")
+	mustOK(t, f.Delete(linkName(unseen)))
+
+	mustOK(t, os.RemoveAll(dir))
+	if n := d.sweep(time.Now().Add(time.Hour)); n != 0 {
+		t.Fatalf("sweep without the sandbox directory reclaimed %d endpoints", n)
+	}
+}
+
+// Reclaimed records stay gone after a restart; the sweep also runs at
+// start-up.
+func TestReclaimAtStartup(t *testing.T) {
+	f := newFakeLinks("eth0")
+	state := t.TempDir()
+	d := fakeDriver(t, f, state, nil)
+	dir := sandboxDir(t)
+	mustOK(t, d.CreateNetwork(createNet(netA, "eth0")))
+	addEndpoint(t, d, ep1, "10.20.0.2/24")
+	sb := newSandbox(t, dir, "c1")
+	joinIn(t, d, ep1, sb)
+	stop(d)
+	mustOK(t, os.Remove(sb)) // the container died while the plugin was down
+
+	d = fakeDriver(t, f, state, nil)
+	if eps := d.Snapshot().Endpoints; len(eps) != 0 {
+		t.Fatalf("endpoint of a container that died while the plugin was down survived the start: %+v", eps)
+	}
+	stop(d)
+	d = fakeDriver(t, f, state, nil)
+	if eps := d.Snapshot().Endpoints; len(eps) != 0 {
+		t.Fatalf("reclaimed endpoint came back after a restart: %+v", eps)
+	}
+}
+
+// Requests that lack the ids they need (the engine's empty retries) are
+// refused with a message that says so, and change nothing.
+func TestRequestsWithoutIDsAreRefused(t *testing.T) {
+	f := newFakeLinks("eth0")
+	d := fakeDriver(t, f, t.TempDir(), nil)
+	mustOK(t, d.CreateNetwork(createNet(netA, "eth0")))
+	addEndpoint(t, d, ep1, "10.20.0.2/24")
+	join(t, d, ep1)
+	before := d.Snapshot()
+	links := len(f.links)
+
+	_, errAlloc := d.AllocateNetwork(&protocol.AllocateNetworkRequest{})
+	_, errCreateEp := d.CreateEndpoint(&protocol.CreateEndpointRequest{})
+	_, errJoin := d.Join(&protocol.JoinRequest{})
+	for name, err := range map[string]error{
+		"AllocateNetwork": errAlloc,
+		"CreateNetwork":   d.CreateNetwork(&protocol.CreateNetworkRequest{}),
+		"DeleteNetwork":   d.DeleteNetwork(&protocol.DeleteNetworkRequest{}),
+		"CreateEndpoint":  errCreateEp,
+		"DeleteEndpoint":  d.DeleteEndpoint(&protocol.DeleteEndpointRequest{}),
+		"Join":            errJoin,
+		"Leave":           d.Leave(&protocol.LeaveRequest{}),
+	} {
+		if err == nil || !strings.Contains(err.Error(), "the engine sent "+name+" without") || !strings.Contains(err.Error(), "retry after the plugin restarted") {
+			t.Errorf("%s with an empty body: err = %v", name, err)
+		}
+	}
+	if after := d.Snapshot(); len(after.Endpoints) != len(before.Endpoints) || len(after.Networks) != len(before.Networks) || len(f.links) != links {
+		t.Fatalf("an empty request changed state: before %+v after %+v", before, after)
+	}
+}
+
+// A MAC another endpoint or the parent already uses on the same parent is
+// refused at CreateEndpoint, naming the MAC and its holder; the same MAC on
+// another parent is fine. An address outside the network's subnets is
+// refused.
+func TestCreateEndpointRefusesTakenMACAndForeignAddress(t *testing.T) {
+	f := newFakeLinks("eth0", "eth1")
+	d := fakeDriver(t, f, t.TempDir(), nil)
+	mustOK(t, d.CreateNetwork(createNet(netA, "eth0")))
+	mustOK(t, d.CreateNetwork(createNet(netB, "eth1")))
+	mac := "02:aa:bb:cc:dd:01"
+	req := func(netID, epID, addr, mac string) *protocol.CreateEndpointRequest {
+		return &protocol.CreateEndpointRequest{NetworkID: netID, EndpointID: epID, Interface: &protocol.EndpointInterface{Address: addr, MacAddress: mac}}
+	}
+	_, err := d.CreateEndpoint(req(netA, ep1, "10.20.0.2/24", mac))
+	mustOK(t, err)
+
+	two, three, four := strings.Repeat("2", 64), strings.Repeat("3", 64), strings.Repeat("4", 64)
+	_, err = d.CreateEndpoint(req(netA, two, "10.20.0.3/24", mac))
+	if err == nil || !strings.Contains(err.Error(), "MAC address "+mac+" is already used on parent \"eth0\" by endpoint 111111111111") {
+		t.Fatalf("duplicate MAC on the same parent: err = %v", err)
+	}
+	// 02:42:0a:14:00:02 is what 10.20.0.2 would derive; the user asks for
+	// it on another address.
+	f.mu.Lock()
+	eth0 := f.links["eth0"]
+	eth0.MAC = []byte{0x02, 0x11, 0x22, 0x33, 0x44, 0x55}
+	f.links["eth0"] = eth0
+	f.mu.Unlock()
+	_, err = d.CreateEndpoint(req(netA, three, "10.20.0.4/24", "02:11:22:33:44:55"))
+	if err == nil || !strings.Contains(err.Error(), `is parent "eth0"'s own address`) {
+		t.Fatalf("parent's MAC: err = %v", err)
+	}
+	_, err = d.CreateEndpoint(req(netB, four, "10.20.0.5/24", mac))
+	mustOK(t, err) // another parent, another LAN segment
+
+	_, err = d.CreateEndpoint(req(netA, three, "10.99.9.9/24", ""))
+	if err == nil || !strings.Contains(err.Error(), "address 10.99.9.9/24 is outside every subnet of network") || !strings.Contains(err.Error(), "10.20.0.0/24") {
+		t.Fatalf("address outside the pools: err = %v", err)
+	}
+	if n := len(d.Snapshot().Endpoints); n != 2 {
+		t.Fatalf("refused endpoints were saved: %d endpoints", n)
+	}
+}

@@ -15,6 +15,7 @@
 # on spaces on purpose. The carry needs the engine's data root on this
 # machine; for a remote engine the state is not carried and this says so.
 set -eu
+runsrc=
 docker=$1 ref=$2 dir=$3
 here=$(dirname "$0")
 state=macvlan-swarm.db
@@ -56,6 +57,8 @@ if $docker plugin inspect "$ref" >/dev/null 2>&1; then
 	defaults=$($docker plugin inspect -f '{{range .Config.Env}}{{.Name}}={{.Value}}{{println}}{{end}}' "$ref")
 	settings=$($docker plugin inspect -f '{{range .Settings.Env}}{{println .}}{{end}}' "$ref" |
 		grep -vxF -- "$defaults" || true)
+	# The engine-run mount's source, when the user pointed it elsewhere.
+	runsrc=$($docker plugin inspect -f '{{range .Settings.Mounts}}{{if eq .Name "engine-run"}}{{.Source}}{{end}}{{end}}' "$ref" 2>/dev/null || true)
 	root=$($docker info -f '{{.DockerRootDir}}' 2>/dev/null || true)
 	old="$root/plugins/$id/propagated-mount/$state"
 	if [ -n "$root" ] && [ -f "$old" ]; then
@@ -93,6 +96,10 @@ if [ -n "$settings" ]; then
 			echo "install: setting $kv of the old copy is not settable in the new one; dropped" >&2
 		fi
 	done
+fi
+if [ -n "${runsrc:-}" ] && [ "$runsrc" != /var/run/docker ]; then
+	echo "install: keeping setting engine-run.source=$runsrc"
+	$docker plugin set "$ref" "engine-run.source=$runsrc"
 fi
 echo "install: enabling $ref"
 $docker plugin enable "$ref"

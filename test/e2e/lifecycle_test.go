@@ -730,9 +730,9 @@ func TestLifecyclePackaging(t *testing.T) {
 		t.Helper()
 		var out string
 		if grant {
-			out = n.Docker(t, "plugin", "install", "--grant-all-permissions", ref)
+			out = n.Docker(t, "plugin", "install", "--grant-all-permissions", ref, n.EngineRunSetting())
 		} else {
-			out = n.DockerStdin(t, "y\n", "plugin", "install", ref)
+			out = n.DockerStdin(t, "y\n", "plugin", "install", ref, n.EngineRunSetting())
 			var asked []string
 			for _, line := range strings.Split(out, "\n") {
 				if p, ok := strings.CutPrefix(strings.TrimSpace(line), "- "); ok {

@@ -50,7 +50,7 @@ func TestPackaging(t *testing.T) {
 
 		// What a user types on a node; the engine enables the plugin at
 		// once, so the daemon in the rootfs must come up and serve.
-		n.Docker(t, "plugin", "install", "--grant-all-permissions", ref)
+		n.Docker(t, "plugin", "install", "--grant-all-permissions", ref, n.EngineRunSetting())
 		info := strings.Fields(n.Docker(t, "plugin", "inspect", "-f",
 			"{{.Id}} {{.Enabled}} {{.PluginReference}} {{.Config.Interface.Socket}} {{.Config.PropagatedMount}}", ref))
 		if len(info) != 5 {

@@ -21,6 +21,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 
+	"github.com/macvlan-swarm/macvlan-swarm/internal/model"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/store"
 	"github.com/macvlan-swarm/macvlan-swarm/test/e2e/lab"
 )
@@ -975,7 +976,7 @@ func (b *swarmBench) waitStateMatchesContainers(t *testing.T, n *lab.Node) {
 
 // pluginState reads the plugin's saved state on node n from a copy of its
 // state file (the running plugin holds the file's lock).
-func (b *swarmBench) pluginState(t *testing.T, n *lab.Node) ([]store.Network, []store.Endpoint) {
+func (b *swarmBench) pluginState(t *testing.T, n *lab.Node) ([]*model.Network, []*model.Endpoint) {
 	t.Helper()
 	id := b.pluginIDs[n.Name]
 	if id == "" {

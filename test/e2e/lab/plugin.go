@@ -119,8 +119,13 @@ func (n *Node) InstallPluginFromDir(t testing.TB, name, dir string, settings ...
 	t.Helper()
 	checkPluginDir(t, dir)
 	n.Docker(t, "plugin", "create", name, dir)
-	if len(settings) > 0 {
-		n.Docker(t, append([]string{"plugin", "set", name}, settings...)...)
-	}
+	n.Docker(t, append([]string{"plugin", "set", name, n.EngineRunSetting()}, settings...)...)
 	n.Docker(t, "plugin", "enable", name)
 }
+
+// EngineRunSetting points the plugin's engine-run mount at this node's exec
+// root, where its engine keeps the sandbox files (<exec-root>/netns) the
+// plugin watches to reclaim endpoints of dead containers. Without it the
+// plugin sees /var/run/docker, not this node's sandboxes, and judges no
+// endpoint by its sandbox.
+func (n *Node) EngineRunSetting() string { return "engine-run.source=" + n.execRoot() }

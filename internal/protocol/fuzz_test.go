@@ -4,11 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"os"
 	"slices"
 	"testing"
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol/wiretest"
 )
 
 // fuzzPaths are the paths FuzzHandler picks from: every route, plus a few
@@ -48,16 +48,12 @@ const (
 // object with the right status and that nothing panics. The seed corpus is
 // the captured engine requests, so a plain `go test` runs them all.
 func FuzzHandler(f *testing.F) {
-	for _, file := range wireFiles(f) {
-		body, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		i := slices.Index(fuzzPaths, "/NetworkDriver."+wireMethod(file))
+	for _, c := range wiretest.Captures() {
+		i := slices.Index(fuzzPaths, "/NetworkDriver."+c.Method)
 		if i < 0 {
-			f.Fatalf("%s: no fuzz path for method %s", file, wireMethod(file))
+			f.Fatalf("%s: no fuzz path for method %s", c.Name, c.Method)
 		}
-		f.Add(uint16(i), body)
+		f.Add(uint16(i), c.Body)
 	}
 	f.Add(uint16(0), []byte(nil))
 	f.Add(uint16(len(fuzzPaths)+5), []byte(`{"NetworkID":"n","EndpointID":"e"}`))

@@ -10,50 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol/wiretest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/responses/*.json from the current output")
-
-// The request bodies in testdata/wire were captured from real engines (see
-// testdata/wire/README.md); each file is named <order>-<Method>.json.
-
-// wireFiles returns every captured request body, as paths.
-func wireFiles(t testing.TB) []string {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join("testdata", "wire", "*", "*.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) < 250 {
-		t.Fatalf("found %d captured requests in testdata/wire, want the 256 copied from the engines", len(files))
-	}
-	return files
-}
-
-// wireMethod is the driver method a captured file was sent to.
-func wireMethod(file string) string {
-	name := strings.TrimSuffix(filepath.Base(file), ".json")
-	_, method, _ := strings.Cut(name, "-")
-	return method
-}
-
-// wireName is "<engine>/<file>", the key used by requestChecks.
-func wireName(file string) string {
-	return filepath.Base(filepath.Dir(file)) + "/" + filepath.Base(file)
-}
-
-func readWire(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "wire", filepath.FromSlash(name)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // asJSONValue decodes b into generic JSON values for comparison.
 func asJSONValue(t *testing.T, b []byte) any {
@@ -75,9 +38,12 @@ func TestEngineRequests(t *testing.T) {
 	checked := map[string]bool{}
 	perMethod := map[string]int{}
 
-	for _, file := range wireFiles(t) {
-		name, method := wireName(file), wireMethod(file)
-		body := readWire(t, name)
+	captures := wiretest.Captures()
+	if len(captures) != 256 {
+		t.Fatalf("found %d captured requests, want the 256 copied from the engines", len(captures))
+	}
+	for _, capture := range captures {
+		name, method, body := capture.Name, capture.Method, capture.Body
 		before := len(fake.Calls())
 
 		status, hdr, resp := c.post("/NetworkDriver."+method, body)
@@ -365,7 +331,7 @@ func TestGoldenResponses(t *testing.T) {
 			}
 			body := []byte(tc.body)
 			if tc.wire != "" {
-				body = readWire(t, tc.wire)
+				body = wiretest.Read(t, tc.wire)
 			}
 			c := serveUnix(t, protocol.NewHandler(fake, quietLog()))
 			status, hdr, got := c.post(tc.path, body)

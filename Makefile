@@ -11,6 +11,7 @@
 #                                      new build into the installed plugin, state kept
 #   make push PLUGIN_NAME=reg:5000/macvlan-swarm PLUGIN_TAG=0.1.0
 #   make push-registry PUSH_REF=127.0.0.1:5000/macvlan-swarm:0.1.0 PUSH_FLAGS=-insecure
+#   make lint                          go vet and staticcheck, e2e packages included
 
 GO      ?= go
 DOCKER  ?= docker
@@ -39,8 +40,14 @@ ROOTFS      := $(PLUGIN_DIR)/rootfs
 # The daemon runs alone in an otherwise empty rootfs: it must be static.
 GOBUILD := CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 
+# staticcheck 2026.2.2; it needs Go 1.26 or newer (its go.mod says 1.26.0).
+# `make lint` installs it from the Go module proxy, once, into a folder named
+# after the version: changing the pin installs the new one, nothing else does.
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK         := $(BUILD_DIR)/tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
+
 .PHONY: all compile rootfs plugin create enable install upgrade push push-registry \
-	need-push-ref push-tool demo test test-unit test-e2e-push clean
+	need-push-ref push-tool demo lint test test-unit test-e2e-push clean
 
 all: plugin
 
@@ -111,11 +118,23 @@ push-tool:
 push-registry: need-push-ref plugin push-tool
 	$(PUSH_BIN) -dir $(PLUGIN_DIR) $(PUSH_FLAGS) $(PUSH_REF)
 
-# The whole suite, as root: unit, netlink and protocol tests under the race
-# detector, then the end-to-end benches against real engines (build tag e2e:
-# dockerd, a registry and multi-node swarms, each in its own namespaces).
-# Without root the e2e tests and the netlink tests skip, saying why.
-test: plugin
+$(STATICCHECK):
+	GOBIN=$(CURDIR)/$(@D) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# go vet and staticcheck over every package, then again with the e2e build
+# tag, which the end-to-end packages and their lab need to be compiled at all.
+lint: $(STATICCHECK)
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./...
+	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags e2e ./...
+
+# The whole suite, as root: the lint first, then unit, netlink and protocol
+# tests under the race detector, then the end-to-end benches against real
+# engines (build tag e2e: dockerd, a registry and multi-node swarms, each in
+# its own namespaces). Without root the e2e tests and the netlink tests skip,
+# saying why.
+test: lint plugin
 	@scripts/ensure-packages.sh
 	$(GO) test -race -count=1 ./...
 	MVS_PLUGIN_DIR=$(CURDIR)/$(PLUGIN_DIR) $(GO) test -tags e2e -count=1 -timeout 40m $(E2E_FLAGS) ./test/e2e/...

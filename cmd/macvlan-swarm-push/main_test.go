@@ -73,6 +73,9 @@ func TestPushPrintsDigest(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "run again with -insecure") {
 		t.Errorf("without -insecure: exit %d, stderr %q; want exit 1 and a hint about -insecure", code, stderr)
 	}
+	if stdout != "" {
+		t.Errorf("without -insecure: stdout %q, want no digest from a failed push", stdout)
+	}
 
 	code, stdout, stderr = runCLI(t, "-dir", dir, "-insecure", ref)
 	if code != 0 {

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"strconv"
@@ -15,6 +13,7 @@ import (
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link/linktest"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol/wiretest"
 )
 
 // TestLifecycleModes walks one network of each macvlan mode through what the
@@ -462,18 +461,16 @@ func TestLifecycleIdempotentDeletes(t *testing.T) {
 // never replays anything, each answer must survive on the state file alone.
 func TestLifecycleGoldenReplay(t *testing.T) {
 	t.Parallel()
-	root := filepath.Join("..", "protocol", "testdata", "wire")
 	for _, run := range []string{"engine-20.10-local", "engine-20.10-swarm", "engine-26.1-standalone", "engine-26.1-swarm",
 		"engine-20.10-swarm/restarting", "engine-26.1-standalone/restarting"} {
 		engine, variant, _ := strings.Cut(run, "/")
 		restarting := variant == "restarting"
 		t.Run(run, func(t *testing.T) {
 			t.Parallel()
-			files, err := filepath.Glob(filepath.Join(root, engine, "*.json"))
-			if err != nil || len(files) < 40 {
-				t.Fatalf("captured requests of %s: %d files, %v", engine, len(files), err)
+			files := wiretest.Captures(engine) // in the order the engine sent them
+			if len(files) < 40 {
+				t.Fatalf("captured requests of %s: %d files", engine, len(files))
 			}
-			sort.Strings(files) // the names start with their order
 			b := newBench(t, benchOpts{})
 			eth0 := b.snapshotLink(t, "eth0")
 			rewrite := strings.NewReplacer(`"parent":"barp0"`, `"parent":"eth0"`, `"parent":"p0"`, `"parent":"eth0"`)
@@ -483,13 +480,8 @@ func TestLifecycleGoldenReplay(t *testing.T) {
 			joined := map[string]string{}           // endpoint id -> host link
 			counts := map[string]int{}
 			for _, f := range files {
-				raw, err := os.ReadFile(f)
-				if err != nil {
-					t.Fatal(err)
-				}
-				body := []byte(rewrite.Replace(string(raw)))
-				name := strings.TrimSuffix(filepath.Base(f), ".json")
-				_, method, _ := strings.Cut(name, "-")
+				body := []byte(rewrite.Replace(string(f.Body)))
+				name, method := strings.TrimSuffix(f.Name, ".json"), f.Method
 				counts[method]++
 
 				var ids struct{ NetworkID, EndpointID, SandboxKey string }

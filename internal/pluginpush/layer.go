@@ -25,7 +25,6 @@ type layer struct {
 	gz     []byte
 	digest v1.Hash // sha256 of gz
 	diffID v1.Hash // sha256 of the uncompressed tar
-	tarLen int64
 }
 
 var _ v1.Layer = (*layer)(nil)
@@ -53,7 +52,7 @@ func buildLayer(root string) (*layer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &layer{gz: gzBuf.Bytes(), digest: digest, diffID: diffID, tarLen: int64(tarBuf.Len())}, nil
+	return &layer{gz: gzBuf.Bytes(), digest: digest, diffID: diffID}, nil
 }
 
 // writeTar writes every entry under root, root itself excluded, with names

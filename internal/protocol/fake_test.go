@@ -1,15 +1,7 @@
 package protocol_test
 
 import (
-	"bytes"
-	"context"
-	"io"
-	"log/slog"
 	"maps"
-	"net"
-	"net/http"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -161,77 +153,4 @@ func (f *fakeDriver) DiscoverNew(r *protocol.DiscoveryNotification) error {
 
 func (f *fakeDriver) DiscoverDelete(r *protocol.DiscoveryNotification) error {
 	return f.record("DiscoverDelete", r)
-}
-
-var _ protocol.Driver = (*fakeDriver)(nil)
-
-// quietLog discards everything; tests that look at logs make their own.
-func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-// socketDir returns a short temporary directory: unix socket paths must stay
-// under 108 bytes, which t.TempDir() with a long test name can exceed.
-func socketDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "mvs-proto-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
-// pluginClient talks HTTP to a handler served on a real unix socket, the
-// way the engine does.
-type pluginClient struct {
-	t    *testing.T
-	http *http.Client
-}
-
-// serveUnix serves h with Listen and Serve on a fresh socket and returns a
-// client for it. Cleanup stops the server and checks Serve returned nil.
-func serveUnix(t *testing.T, h http.Handler) *pluginClient {
-	t.Helper()
-	path := filepath.Join(socketDir(t), "plugins", "test.sock") // parent created by Listen
-	l, err := protocol.Listen(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- protocol.Serve(ctx, l, h) }()
-
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
-		},
-	}
-	t.Cleanup(func() {
-		tr.CloseIdleConnections()
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("Serve returned %v after shutdown, want nil", err)
-		}
-	})
-	return &pluginClient{t: t, http: &http.Client{Transport: tr}}
-}
-
-// post sends body to path like the engine does and returns what came back.
-func (c *pluginClient) post(path string, body []byte) (int, http.Header, []byte) {
-	c.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, "http://plugin"+path, bytes.NewReader(body))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	req.Header.Set("Accept", "application/vnd.docker.plugins.v1.2+json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		c.t.Fatalf("POST %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		c.t.Fatalf("POST %s: read response: %v", path, err)
-	}
-	return resp.StatusCode, resp.Header, out
 }

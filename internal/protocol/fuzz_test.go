@@ -1,38 +1,29 @@
 package protocol_test
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
-	"os"
 	"slices"
 	"testing"
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol/wiretest"
 )
 
 // fuzzPaths are the paths FuzzHandler picks from: every route, plus a few
 // the plugin does not serve.
-var fuzzPaths = []string{
-	"/Plugin.Activate",
-	"/NetworkDriver.GetCapabilities",
-	"/NetworkDriver.GwAllocCheck",
-	"/NetworkDriver.AllocateNetwork",
-	"/NetworkDriver.FreeNetwork",
-	"/NetworkDriver.CreateNetwork",
-	"/NetworkDriver.DeleteNetwork",
-	"/NetworkDriver.CreateEndpoint",
-	"/NetworkDriver.EndpointOperInfo",
-	"/NetworkDriver.DeleteEndpoint",
-	"/NetworkDriver.Join",
-	"/NetworkDriver.Leave",
-	"/NetworkDriver.ProgramExternalConnectivity",
-	"/NetworkDriver.RevokeExternalConnectivity",
-	"/NetworkDriver.DiscoverNew",
-	"/NetworkDriver.DiscoverDelete",
-	"/NetworkDriver.Unknown",
-	"/IpamDriver.RequestPool",
-	"/",
+var fuzzPaths = slices.Concat(
+	[]string{"/Plugin.Activate"},
+	routesOf(driverMethods()),
+	[]string{"/NetworkDriver.Unknown", "/IpamDriver.RequestPool", "/"},
+)
+
+func routesOf(methods []string) []string {
+	paths := make([]string, len(methods))
+	for i, m := range methods {
+		paths[i] = "/NetworkDriver." + m
+	}
+	return paths
 }
 
 // Driver behaviours FuzzHandler cycles through.
@@ -43,26 +34,28 @@ const (
 	fuzzModes
 )
 
+// fuzzSel is the selector FuzzHandler turns into path and mode.
+func fuzzSel(f *testing.F, path string, mode int) uint16 {
+	f.Helper()
+	i := slices.Index(fuzzPaths, path)
+	if i < 0 {
+		f.Fatalf("no fuzz path %s", path)
+	}
+	return uint16(mode*len(fuzzPaths) + i)
+}
+
 // FuzzHandler posts arbitrary bodies to the plugin's paths, with a driver
 // that succeeds, fails or panics, and checks that every answer is a JSON
 // object with the right status and that nothing panics. The seed corpus is
 // the captured engine requests, so a plain `go test` runs them all.
 func FuzzHandler(f *testing.F) {
-	for _, file := range wireFiles(f) {
-		body, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		i := slices.Index(fuzzPaths, "/NetworkDriver."+wireMethod(file))
-		if i < 0 {
-			f.Fatalf("%s: no fuzz path for method %s", file, wireMethod(file))
-		}
-		f.Add(uint16(i), body)
+	for _, c := range wiretest.Captures() {
+		f.Add(fuzzSel(f, "/NetworkDriver."+c.Method, fuzzOK), c.Body)
 	}
-	f.Add(uint16(0), []byte(nil))
-	f.Add(uint16(len(fuzzPaths)+5), []byte(`{"NetworkID":"n","EndpointID":"e"}`))
-	f.Add(uint16(2*len(fuzzPaths)+10), []byte(`{"NetworkID":[1,{"a":null}]}`))
-	f.Add(uint16(7), []byte(`{"Interface":null,"Options":{"":{"":[]}}}`))
+	f.Add(fuzzSel(f, "/Plugin.Activate", fuzzOK), []byte(nil))
+	f.Add(fuzzSel(f, "/NetworkDriver.DeleteNetwork", fuzzError), []byte(idsBody))
+	f.Add(fuzzSel(f, "/NetworkDriver.Join", fuzzPanic), []byte(`{"NetworkID":[1,{"a":null}]}`))
+	f.Add(fuzzSel(f, "/NetworkDriver.CreateEndpoint", fuzzOK), []byte(`{"Interface":null,"Options":{"":{"":[]}}}`))
 
 	f.Fuzz(func(t *testing.T, sel uint16, body []byte) {
 		path := fuzzPaths[int(sel)%len(fuzzPaths)]
@@ -75,17 +68,10 @@ func FuzzHandler(f *testing.F) {
 			fake.panicMsg = "driver bug"
 		}
 
-		rec := do(protocol.NewHandler(fake, quietLog()), http.MethodPost, path, string(body))
+		a := do(protocol.NewHandler(fake, quietLog()), http.MethodPost, path, string(body))
 
-		var obj map[string]any
-		if err := json.Unmarshal(rec.Body.Bytes(), &obj); err != nil {
-			t.Fatalf("POST %s: answer is not a JSON object: %v: %q", path, err, rec.Body)
-		}
-		if ct := rec.Header().Get("Content-Type"); ct != protocol.ContentType {
-			t.Fatalf("POST %s: Content-Type %q", path, ct)
-		}
-		errText, hasErr := obj["Err"].(string)
-		switch rec.Code {
+		errText, hasErr := a.object(t)["Err"].(string)
+		switch a.status {
 		case http.StatusOK:
 			if hasErr {
 				t.Fatalf("POST %s: 200 with Err %q", path, errText)
@@ -95,13 +81,13 @@ func FuzzHandler(f *testing.F) {
 			}
 		case http.StatusBadRequest, http.StatusNotFound, http.StatusInternalServerError, http.StatusRequestEntityTooLarge:
 			if !hasErr || errText == "" {
-				t.Fatalf("POST %s: status %d without Err: %s", path, rec.Code, rec.Body)
+				t.Fatalf("POST %s: status %d without Err: %s", path, a.status, a.body)
 			}
 		default:
-			t.Fatalf("POST %s: unexpected status %d: %s", path, rec.Code, rec.Body)
+			t.Fatalf("POST %s: unexpected status %d: %s", path, a.status, a.body)
 		}
-		if rec.Code == http.StatusInternalServerError && mode == fuzzOK {
-			t.Fatalf("POST %s: 500 from a driver that succeeds: %s", path, rec.Body)
+		if a.status == http.StatusInternalServerError && mode == fuzzOK {
+			t.Fatalf("POST %s: 500 from a driver that succeeds: %s", path, a.body)
 		}
 	})
 }

@@ -7,38 +7,13 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
 )
 
-// do sends one request straight to h and returns the recorded answer.
-func do(h http.Handler, method, path, body string) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(method, path, strings.NewReader(body))
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	return rec
-}
-
-// errOf decodes an error answer, failing the test unless it is a JSON
-// object with a non-empty Err.
-func errOf(t *testing.T, rec *httptest.ResponseRecorder) string {
-	t.Helper()
-	var e struct{ Err *string }
-	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil {
-		t.Fatalf("error body is not JSON: %v: %q", err, rec.Body.String())
-	}
-	if e.Err == nil || *e.Err == "" {
-		t.Fatalf("error body has no Err: %s", rec.Body.String())
-	}
-	return *e.Err
-}
-
 func TestHandlerStatuses(t *testing.T) {
-	const joinBody = `{"NetworkID":"n1","EndpointID":"e1","SandboxKey":"/var/run/docker/netns/x"}`
 	cases := []struct {
 		name       string
 		method     string // HTTP method, POST when empty
@@ -92,7 +67,7 @@ func TestHandlerStatuses(t *testing.T) {
 			wantStatus: http.StatusInternalServerError, wantErr: "Leave failed", wantCall: "Leave"},
 		{name: "error only method", path: "/NetworkDriver.Leave", body: joinBody, wantStatus: http.StatusOK, wantBody: `{}`,
 			wantCall: "Leave"},
-		{name: "driver panic", path: "/NetworkDriver.CreateEndpoint", body: `{"NetworkID":"n1","EndpointID":"e1"}`,
+		{name: "driver panic", path: "/NetworkDriver.CreateEndpoint", body: idsBody,
 			set:        func(f *fakeDriver) { f.panicMsg = "index out of range" },
 			wantStatus: http.StatusInternalServerError, wantBody: `{"Err":"internal error in CreateEndpoint: index out of range"}`,
 			wantCall: "CreateEndpoint"},
@@ -119,27 +94,21 @@ func TestHandlerStatuses(t *testing.T) {
 			if method == "" {
 				method = http.MethodPost
 			}
-			rec := do(protocol.NewHandler(fake, quietLog()), method, tc.path, tc.body)
+			a := do(protocol.NewHandler(fake, quietLog()), method, tc.path, tc.body)
 
-			if rec.Code != tc.wantStatus {
-				t.Errorf("status %d, want %d; body %s", rec.Code, tc.wantStatus, rec.Body)
+			if a.status != tc.wantStatus {
+				t.Errorf("status %d, want %d; body %s", a.status, tc.wantStatus, a.body)
 			}
-			if ct := rec.Header().Get("Content-Type"); ct != protocol.ContentType {
-				t.Errorf("Content-Type %q, want %q", ct, protocol.ContentType)
+			if tc.wantStatus == http.StatusOK {
+				a.object(t)
+			} else if err := a.err(t); !strings.Contains(err, tc.wantErr) {
+				t.Errorf("Err %q does not contain %q", err, tc.wantErr)
 			}
-			if !json.Valid(rec.Body.Bytes()) || !bytes.HasPrefix(rec.Body.Bytes(), []byte("{")) {
-				t.Errorf("body is not a JSON object: %q", rec.Body)
-			}
-			if tc.wantStatus != http.StatusOK {
-				if err := errOf(t, rec); !strings.Contains(err, tc.wantErr) {
-					t.Errorf("Err %q does not contain %q", err, tc.wantErr)
-				}
-			}
-			if tc.wantStatus == http.StatusMethodNotAllowed && rec.Header().Get("Allow") != http.MethodPost {
-				t.Errorf("Allow header %q, want POST", rec.Header().Get("Allow"))
+			if tc.wantStatus == http.StatusMethodNotAllowed && a.header.Get("Allow") != http.MethodPost {
+				t.Errorf("Allow header %q, want POST", a.header.Get("Allow"))
 			}
 			if tc.wantBody != "" {
-				if got := strings.TrimSuffix(rec.Body.String(), "\n"); got != tc.wantBody {
+				if got := strings.TrimSuffix(string(a.body), "\n"); got != tc.wantBody {
 					t.Errorf("body\ngot:  %s\nwant: %s", got, tc.wantBody)
 				}
 			}
@@ -159,20 +128,19 @@ func TestHandlerStatuses(t *testing.T) {
 func TestEveryDriverMethodRouted(t *testing.T) {
 	fake := newFake()
 	h := protocol.NewHandler(fake, quietLog())
-	driver := reflect.TypeFor[protocol.Driver]()
-	for i := range driver.NumMethod() {
-		m := driver.Method(i).Name
-		rec := do(h, http.MethodPost, "/NetworkDriver."+m, "{}")
-		if rec.Code != http.StatusOK {
-			t.Errorf("%s: status %d, body %s", m, rec.Code, rec.Body)
+	methods := driverMethods()
+	for _, m := range methods {
+		a := do(h, http.MethodPost, "/NetworkDriver."+m, "{}")
+		if a.status != http.StatusOK {
+			t.Errorf("%s: status %d, body %s", m, a.status, a.body)
 			continue
 		}
 		if got := fake.last(t).Method; got != m {
 			t.Errorf("POST /NetworkDriver.%s called %s", m, got)
 		}
 	}
-	if n := len(fake.Calls()); n != driver.NumMethod() {
-		t.Errorf("%d driver calls for %d methods", n, driver.NumMethod())
+	if n := len(fake.Calls()); n != len(methods) {
+		t.Errorf("%d driver calls for %d methods", n, len(methods))
 	}
 }
 
@@ -181,13 +149,13 @@ func TestPanicDoesNotStopServing(t *testing.T) {
 	fake.panicMsg = "boom"
 	c := serveUnix(t, protocol.NewHandler(fake, quietLog()))
 
-	status, _, body := c.post("/NetworkDriver.Join", []byte(`{"NetworkID":"n1"}`))
-	if status != http.StatusInternalServerError || !bytes.Contains(body, []byte(`"internal error in Join: boom"`)) {
-		t.Fatalf("panicking call: status %d, body %s", status, body)
+	a := c.post(t, "/NetworkDriver.Join", idsBody)
+	if err := a.err(t); a.status != http.StatusInternalServerError || err != "internal error in Join: boom" {
+		t.Fatalf("panicking call: status %d, body %s", a.status, a.body)
 	}
 	// Activate does not reach the driver, so it answers as before.
-	if status, _, body := c.post("/Plugin.Activate", nil); status != http.StatusOK {
-		t.Fatalf("after a panic: status %d, body %s", status, body)
+	if a := c.post(t, "/Plugin.Activate", ""); a.status != http.StatusOK {
+		t.Fatalf("after a panic: status %d, body %s", a.status, a.body)
 	}
 }
 
@@ -224,10 +192,8 @@ func find(t *testing.T, lines []map[string]any, level, msg string) map[string]an
 }
 
 func TestLogging(t *testing.T) {
-	join := `{"NetworkID":"n1","EndpointID":"e1"}`
-
 	t.Run("request at debug with ids", func(t *testing.T) {
-		lines := logLines(t, newFake(), "/NetworkDriver.Join", join)
+		lines := logLines(t, newFake(), "/NetworkDriver.Join", idsBody)
 		rec := find(t, lines, "DEBUG", "request")
 		if rec["method"] != "Join" || rec["net"] != "n1" || rec["ep"] != "e1" {
 			t.Errorf("request record %v, want method=Join net=n1 ep=e1", rec)
@@ -257,7 +223,7 @@ func TestLogging(t *testing.T) {
 	t.Run("driver error at warn", func(t *testing.T) {
 		fake := newFake()
 		fake.err = errors.New("parent missing")
-		rec := find(t, logLines(t, fake, "/NetworkDriver.Join", join), "WARN", "request failed")
+		rec := find(t, logLines(t, fake, "/NetworkDriver.Join", idsBody), "WARN", "request failed")
 		if rec["err"] != "parent missing" || rec["net"] != "n1" || rec["ep"] != "e1" || rec["status"] != float64(500) {
 			t.Errorf("warn record %v", rec)
 		}
@@ -271,7 +237,7 @@ func TestLogging(t *testing.T) {
 	t.Run("panic at error with stack", func(t *testing.T) {
 		fake := newFake()
 		fake.panicMsg = "boom"
-		rec := find(t, logLines(t, fake, "/NetworkDriver.Join", join), "ERROR", "panic in driver call")
+		rec := find(t, logLines(t, fake, "/NetworkDriver.Join", idsBody), "ERROR", "panic in driver call")
 		if rec["panic"] != "boom" || rec["method"] != "Join" || !strings.Contains(rec["stack"].(string), "goroutine") {
 			t.Errorf("error record %v", rec)
 		}
@@ -285,8 +251,8 @@ func TestLogging(t *testing.T) {
 }
 
 func TestNilLoggerUsesDefault(t *testing.T) {
-	rec := do(protocol.NewHandler(newFake(), nil), http.MethodPost, "/NetworkDriver.GetCapabilities", "")
-	if rec.Code != http.StatusOK {
-		t.Fatalf("status %d", rec.Code)
+	a := do(protocol.NewHandler(newFake(), nil), http.MethodPost, "/NetworkDriver.GetCapabilities", "")
+	if a.status != http.StatusOK {
+		t.Fatalf("status %d", a.status)
 	}
 }

@@ -157,19 +157,14 @@ func TestServeShutdown(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- protocol.Serve(ctx, l, protocol.NewHandler(fake, quietLog())) }()
 
-	client := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
-		},
-	}}
+	client := unixClient(path)
 	type result struct {
 		status int
 		err    error
 	}
 	answered := make(chan result, 1)
 	go func() {
-		resp, err := client.Post("http://plugin/NetworkDriver.Leave", protocol.ContentType, strings.NewReader(`{"NetworkID":"n1"}`))
+		resp, err := client.Post("http://plugin/NetworkDriver.Leave", protocol.ContentType, strings.NewReader(idsBody))
 		if err != nil {
 			answered <- result{err: err}
 			return

@@ -10,50 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol/wiretest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/responses/*.json from the current output")
-
-// The request bodies in testdata/wire were captured from real engines (see
-// testdata/wire/README.md); each file is named <order>-<Method>.json.
-
-// wireFiles returns every captured request body, as paths.
-func wireFiles(t testing.TB) []string {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join("testdata", "wire", "*", "*.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) < 250 {
-		t.Fatalf("found %d captured requests in testdata/wire, want the 256 copied from the engines", len(files))
-	}
-	return files
-}
-
-// wireMethod is the driver method a captured file was sent to.
-func wireMethod(file string) string {
-	name := strings.TrimSuffix(filepath.Base(file), ".json")
-	_, method, _ := strings.Cut(name, "-")
-	return method
-}
-
-// wireName is "<engine>/<file>", the key used by requestChecks.
-func wireName(file string) string {
-	return filepath.Base(filepath.Dir(file)) + "/" + filepath.Base(file)
-}
-
-func readWire(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "wire", filepath.FromSlash(name)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // asJSONValue decodes b into generic JSON values for comparison.
 func asJSONValue(t *testing.T, b []byte) any {
@@ -75,49 +38,48 @@ func TestEngineRequests(t *testing.T) {
 	checked := map[string]bool{}
 	perMethod := map[string]int{}
 
-	for _, file := range wireFiles(t) {
-		name, method := wireName(file), wireMethod(file)
-		body := readWire(t, name)
-		before := len(fake.Calls())
-
-		status, hdr, resp := c.post("/NetworkDriver."+method, body)
-		if status != http.StatusOK {
-			t.Errorf("%s: status %d, want 200; body %s", name, status, resp)
-			continue
-		}
-		if ct := hdr.Get("Content-Type"); ct != protocol.ContentType {
-			t.Errorf("%s: Content-Type %q, want %q", name, ct, protocol.ContentType)
-		}
-		if _, ok := asJSONValue(t, resp).(map[string]any); !ok {
-			t.Errorf("%s: response %s is not a JSON object", name, resp)
-		}
-
-		calls := fake.Calls()
-		if len(calls) != before+1 {
-			t.Fatalf("%s: driver got %d calls, want 1", name, len(calls)-before)
-		}
-		got := calls[len(calls)-1]
-		if got.Method != method {
-			t.Errorf("%s: driver method %s was called, want %s", name, got.Method, method)
-		}
+	captures := wiretest.Captures()
+	if len(captures) != 256 {
+		t.Fatalf("found %d captured requests, want the 256 copied from the engines", len(captures))
+	}
+	for _, capture := range captures {
+		name, method, body := capture.Name, capture.Method, capture.Body
+		check, hasCheck := checks[name]
+		checked[name] = hasCheck
 		perMethod[method]++
-
-		// Nothing the engine sent may be lost or altered by decoding: the
-		// decoded request, encoded again, must hold every value sent.
-		if len(body) > 0 {
-			again, err := json.Marshal(got.Req)
-			if err != nil {
-				t.Fatalf("%s: re-encode request: %v", name, err)
+		t.Run(name, func(t *testing.T) {
+			before := len(fake.Calls())
+			a := c.post(t, "/NetworkDriver."+method, string(body))
+			if a.status != http.StatusOK {
+				t.Fatalf("status %d, want 200; body %s", a.status, a.body)
 			}
-			if diff := jsonCovers("", asJSONValue(t, body), asJSONValue(t, again)); diff != "" {
-				t.Errorf("%s: decoding lost or changed %s\nsent:    %s\ndecoded: %s", name, diff, body, again)
-			}
-		}
+			a.object(t)
 
-		if check, ok := checks[name]; ok {
-			check(t, got.Req)
-			checked[name] = true
-		}
+			calls := fake.Calls()
+			if len(calls) != before+1 {
+				t.Fatalf("driver got %d calls, want 1", len(calls)-before)
+			}
+			got := calls[len(calls)-1]
+			if got.Method != method {
+				t.Errorf("driver method %s was called, want %s", got.Method, method)
+			}
+
+			// Nothing the engine sent may be lost or altered by decoding: the
+			// decoded request, encoded again, must hold every value sent.
+			if len(body) > 0 {
+				again, err := json.Marshal(got.Req)
+				if err != nil {
+					t.Fatalf("re-encode request: %v", err)
+				}
+				if diff := jsonCovers("", asJSONValue(t, body), asJSONValue(t, again)); diff != "" {
+					t.Errorf("decoding lost or changed %s\nsent:    %s\ndecoded: %s", diff, body, again)
+				}
+			}
+
+			if hasCheck {
+				check(t, got.Req)
+			}
+		})
 	}
 
 	for name := range checks {
@@ -363,26 +325,24 @@ func TestGoldenResponses(t *testing.T) {
 			if tc.set != nil {
 				tc.set(fake)
 			}
-			body := []byte(tc.body)
+			body := tc.body
 			if tc.wire != "" {
-				body = readWire(t, tc.wire)
+				body = string(wiretest.Read(t, tc.wire))
 			}
 			c := serveUnix(t, protocol.NewHandler(fake, quietLog()))
-			status, hdr, got := c.post(tc.path, body)
+			a := c.post(t, tc.path, body)
 
 			want := tc.status
 			if want == 0 {
 				want = http.StatusOK
 			}
-			if status != want {
-				t.Errorf("status %d, want %d", status, want)
+			if a.status != want {
+				t.Errorf("status %d, want %d", a.status, want)
 			}
-			if ct := hdr.Get("Content-Type"); ct != protocol.ContentType {
-				t.Errorf("Content-Type %q, want %q", ct, protocol.ContentType)
-			}
+			a.object(t)
 
 			golden := filepath.Join("testdata", "responses", tc.name+".json")
-			got = bytes.TrimSuffix(got, []byte("\n"))
+			got := bytes.TrimSuffix(a.body, []byte("\n"))
 			if *update {
 				if err := os.WriteFile(golden, append(got, '\n'), 0o644); err != nil {
 					t.Fatal(err)

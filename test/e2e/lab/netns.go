@@ -44,9 +44,3 @@ func DialNetNS(name, network, addr string, timeout time.Duration) (net.Conn, err
 	r := <-ch
 	return r.conn, r.err
 }
-
-// Dial opens a connection from inside the node's network namespace, as a
-// process on that node would.
-func (n *Node) Dial(network, addr string, timeout time.Duration) (net.Conn, error) {
-	return DialNetNS(n.NetNS, network, addr, timeout)
-}

@@ -45,7 +45,6 @@ const dirPrefix = "mvs-lab-"
 const NetNSDir = "/run/netns"
 
 var (
-	idPattern     = regexp.MustCompile(`^[0-9a-f]{6}$`)
 	dirPattern    = regexp.MustCompile(`^mvs-lab-([0-9a-f]{6})$`)
 	netnsPattern  = regexp.MustCompile(`^mvs-([0-9a-f]{6})-(lan|node[0-9]+)$`)
 	containerID   = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -61,9 +60,6 @@ func Dir(id string) string { return filepath.Join(Root, dirPrefix+id) }
 // NetNS returns the name of one of the lab's namespaces; role is "lan" or
 // "node<K>".
 func NetNS(id, role string) string { return "mvs-" + id + "-" + role }
-
-// ValidID reports whether id has the shape the lab uses.
-func ValidID(id string) bool { return idPattern.MatchString(id) }
 
 // IDOf returns the lab id of a lab directory, or "" when dir is not one.
 func IDOf(dir string) string {

@@ -443,7 +443,7 @@ func TestLifecycleIdempotentDeletes(t *testing.T) {
 	ep = hexID("net-first-ep")
 	b.ok(t, "CreateNetwork", netReq(netID, onEth0(), pool("10.70.0.0/24", "10.70.0.1/24")))
 	b.ok(t, "CreateEndpoint", epReq(netID, ep, "10.70.0.3/24", "", ""))
-	src = joinedLink(t, ep, b.ok(t, "Join", joinReq(netID, ep)))
+	joinedLink(t, ep, b.ok(t, "Join", joinReq(netID, ep)))
 	wantEmpty(t, "DeleteNetwork with a joined endpoint", b.ok(t, "DeleteNetwork", delNetReq(netID)))
 	wantEmpty(t, "Leave after DeleteNetwork", b.ok(t, "Leave", leaveReq(netID, ep)))
 	wantEmpty(t, "DeleteEndpoint after DeleteNetwork", b.ok(t, "DeleteEndpoint", delEpReq(netID, ep)))

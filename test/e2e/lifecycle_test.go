@@ -415,10 +415,15 @@ func TestLifecyclePlugin(t *testing.T) {
 		if caps != `["CAP_NET_ADMIN"]` {
 			t.Errorf("config capabilities %s, want only CAP_NET_ADMIN", caps)
 		}
+		// One mount: the engine's exec root, read-only and non-recursive,
+		// where the daemon watches sandbox files (reclaim.go).
 		cfg := strings.Fields(n.Docker(t, "plugin", "inspect", "-f",
 			"{{.Config.Network.Type}} {{.Config.PropagatedMount}} {{len .Config.Mounts}} {{.Config.PidHost}} {{.Config.IpcHost}} {{len .Config.Linux.Devices}} {{.Config.Linux.AllowAllDevices}}", lcPlugin))
-		if strings.Join(cfg, " ") != "host /state 0 false false 0 false" {
-			t.Errorf("network type, propagated mount, mounts, pidhost, ipchost, devices, all devices = %v; want host /state 0 false false 0 false", cfg)
+		if strings.Join(cfg, " ") != "host /state 1 false false 0 false" {
+			t.Errorf("network type, propagated mount, mounts, pidhost, ipchost, devices, all devices = %v; want host /state 1 false false 0 false", cfg)
+		}
+		if m := n.Docker(t, "plugin", "inspect", "-f", `{{range .Config.Mounts}}{{.Name}} {{.Destination}} {{join .Options ","}}{{end}}`, lcPlugin); m != "engine-run /engine-run bind,ro" {
+			t.Errorf("mount = %q, want engine-run /engine-run bind,ro (read-only, not recursive)", m)
 		}
 		pid, id := lcPluginPid(t, n.Node, lcPlugin)
 		if pid == 0 {
@@ -739,8 +744,8 @@ func TestLifecyclePackaging(t *testing.T) {
 					asked = append(asked, p)
 				}
 			}
-			if strings.Join(asked, "; ") != "network: [host]; capabilities: [CAP_NET_ADMIN]" {
-				t.Errorf("install asked for %q, want the host network and CAP_NET_ADMIN only", asked)
+			if strings.Join(asked, "; ") != "network: [host]; mount: [/var/run/docker]; capabilities: [CAP_NET_ADMIN]" {
+				t.Errorf("install asked for %q, want the host network, the engine-run mount and CAP_NET_ADMIN only", asked)
 			}
 		}
 		t.Logf("%s: docker plugin install %s:\n%s", n.Name, ref, out)

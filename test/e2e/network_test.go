@@ -69,6 +69,7 @@ func TestNetworkLocalScope(t *testing.T) {
 
 	t.Run("refusals", b.testRefusals)
 	t.Run("vlan_parent", b.testVLANParent)
+	t.Run("container_refusals", b.testContainerRefusals)
 	t.Run("two_containers_dual_stack", b.testLocalDualStack)
 	t.Run("macvlan_modes", b.testModes)
 	t.Run("nothing_left", b.testNothingLeft)
@@ -397,6 +398,8 @@ func (b *netBench) testRefusals(t *testing.T) {
 			[]string{"disagree", "give only one"}},
 		{"mtu too small for IPv6", []string{"-o", "parent=" + lan, "-o", "mtu=1200", "--ipv6", "--subnet", "fd00:97:9::/64"},
 			[]string{"mtu 1200 is too small for IPv6"}},
+		{"parent named twice", []string{"-o", "parent=" + lan + "|" + lan},
+			[]string{`parent "` + lan + `|` + lan + `" names "` + lan + `" twice: list each interface once`}},
 	}
 	for _, c := range cases {
 		b.refuse(t, c.name, append(slices.Clone(base), c.args...), c.want...)
@@ -413,6 +416,44 @@ func (b *netBench) testRefusals(t *testing.T) {
 		[]string{"--subnet", "10.97.13.0/24", "-o", "parent=" + lan},
 		`parent "`+lan+`" is taken by network `, "in passthru mode")
 	b.removeNetwork(t, "passthru-on-lan")
+}
+
+// testContainerRefusals: a --mac-address another container on the same
+// parent already has, or the parent's own MAC, is refused at `docker run`
+// with a message naming the MAC and its holder, before any link is made; the
+// refused containers leave no link and no record behind.
+func (b *netBench) testContainerRefusals(t *testing.T) {
+	const net, mac = "macchk", "02:aa:bb:cc:dd:11"
+	b.network(t, net, "--subnet", "10.97.20.0/24", "-o", "parent="+b.n.LANLink)
+	b.run(t, "mac-a", net, "--mac-address", mac)
+	links := b.driverLinks(t)
+	parentMAC := b.nodeLink(t, b.n.LANLink).Address
+	for _, c := range []struct {
+		name, mac string
+		want      []string
+	}{
+		{"mac-b", mac, []string{"MAC address " + mac + " is already used on parent \"" + b.n.LANLink + "\" by endpoint "}},
+		{"mac-c", parentMAC, []string{"MAC address " + parentMAC + " is parent \"" + b.n.LANLink + "\"'s own address"}},
+	} {
+		t.Cleanup(func() { _, _, _ = b.n.DockerErr("rm", "-f", c.name) })
+		args := append([]string{"run", "-d", "--name", c.name, "--network", net, "--mac-address", c.mac, b.img}, lab.Sleeper...)
+		_, errOut, err := b.n.DockerErr(args...)
+		if err == nil {
+			t.Errorf("docker run --mac-address %s succeeded, want a refusal", c.mac)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(errOut, w) {
+				t.Errorf("docker run --mac-address %s: refusal lacks %q:\n%s", c.mac, w, errOut)
+			}
+		}
+	}
+	if after := b.driverLinks(t); !slices.Equal(after, links) {
+		t.Errorf("driver links changed with refused containers: before %v, after %v", links, after)
+	}
+	if st := b.n.Status(t, pluginRef); len(st.Endpoints) != 1 {
+		t.Errorf("plugin holds %d endpoints, want 1 (mac-a's): %+v", len(st.Endpoints), st.Endpoints)
+	}
 }
 
 // testVLANParent: a parent shaped name.vid that does not exist is created as
@@ -578,6 +619,9 @@ func (b *netBench) testNothingLeft(t *testing.T) {
 	}
 	if len(bad) > 0 {
 		t.Errorf("links left on the node: %s", strings.Join(bad, ", "))
+	}
+	if st := b.n.Status(t, pluginRef); len(st.Networks)+len(st.Endpoints) != 0 {
+		t.Errorf("the plugin still holds networks %+v and endpoints %+v", st.Networks, st.Endpoints)
 	}
 }
 

@@ -4,14 +4,20 @@ package lab
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 // modulePath identifies the repository's go.mod.
@@ -129,3 +135,62 @@ func (n *Node) InstallPluginFromDir(t testing.TB, name, dir string, settings ...
 // plugin sees /var/run/docker, not this node's sandboxes, and judges no
 // endpoint by its sandbox.
 func (n *Node) EngineRunSetting() string { return "engine-run.source=" + n.execRoot() }
+
+// PluginStatus is what the plugin's GET /status answers (the fields the
+// tests read; see internal/driver/status.go).
+type PluginStatus struct {
+	Networks []struct {
+		ID        string `json:"id"`
+		Parent    string `json:"parent"`
+		Endpoints int    `json:"endpoints"`
+	} `json:"networks"`
+	Endpoints []struct {
+		ID      string `json:"id"`
+		Network string `json:"network"`
+		Link    string `json:"link"`
+		IPv4    string `json:"ipv4"`
+		Joined  bool   `json:"joined"`
+	} `json:"endpoints"`
+}
+
+// Status asks the plugin name on node n for GET /status over its socket,
+// which engine 20.10 puts in /run/docker/plugins/<plugin id>/ whatever its
+// exec root (newer engines: <exec root>/plugins/<plugin id>/).
+func (n *Node) Status(t testing.TB, name string) PluginStatus {
+	t.Helper()
+	id := n.Docker(t, "plugin", "inspect", "-f", "{{.Id}}", name)
+	// The socket's path is longer than a unix address may be (108 bytes):
+	// dial it through a short symbolic link to its folder.
+	short, err := os.MkdirTemp("/tmp", "mvss")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(short)
+	dir := filepath.Join("/run/docker/plugins", id)
+	if _, err := os.Stat(dir); err != nil {
+		dir = filepath.Join(n.execRoot(), "plugins", id)
+	}
+	if err := os.Symlink(dir, filepath.Join(short, "p")); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(short, "p", "macvlan-swarm.sock")
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}}
+	resp, err := c.Get("http://plugin/status")
+	if err != nil {
+		t.Fatalf("%s: GET /status on %s: %v", n.Name, sock, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: GET /status: %s: %s", n.Name, resp.Status, body)
+	}
+	var s PluginStatus
+	if err := json.Unmarshal(body, &s); err != nil {
+		t.Fatalf("%s: GET /status: %v: %s", n.Name, err, body)
+	}
+	return s
+}

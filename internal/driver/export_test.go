@@ -12,7 +12,6 @@ func (d *Driver) Snapshot() Status { return d.Status().(Status) }
 // batch, so a test can check that nothing is left behind.
 func (d *Driver) Flush() { d.reaper.Reap() }
 
-
 var linkName = link.EndpointLinkName
 
 // RetireGroup is the reaper's link group.

@@ -204,6 +204,9 @@ func (d *Driver) sweep(now time.Time) int {
 	}
 	d.st.mu.Unlock()
 	if len(eps) == 0 {
+		r.mu.Lock()
+		clear(r.detached)
+		r.mu.Unlock()
 		return 0
 	}
 
@@ -220,6 +223,15 @@ func (d *Driver) sweep(now time.Time) int {
 
 	var doomed []verdict
 	r.mu.Lock()
+	known := make(map[string]bool, len(eps))
+	for _, e := range eps {
+		known[e.ID] = true
+	}
+	for id := range r.detached {
+		if !known[id] {
+			delete(r.detached, id) // a Leave for an endpoint the driver does not hold
+		}
+	}
 	for _, e := range eps {
 		switch {
 		case e.Sandbox.Key == "":

@@ -51,16 +51,19 @@ type benchOpts struct {
 	// noStart leaves the driver stopped so the test can prepare links or
 	// saved state first; call start.
 	noStart bool
+	// reclaim tunes the reclaim sweep (default: the driver's defaults).
+	reclaim driver.ReclaimConfig
 }
 
 // bench is one plugin under test: a lab namespace, a state directory, and,
 // while started, a driver served on a unix socket.
 type bench struct {
-	lab   *linktest.Lab
-	links driver.LinkLayer
-	dir   string // state directory; survives restart
-	sock  string
-	delay time.Duration
+	lab     *linktest.Lab
+	links   driver.LinkLayer
+	dir     string // state directory; survives restart
+	sock    string
+	delay   time.Duration
+	reclaim driver.ReclaimConfig
 
 	st      *store.Store
 	d       *driver.Driver
@@ -79,7 +82,7 @@ func newBench(t testing.TB, o benchOpts) *bench {
 	for _, p := range o.parents {
 		lab.Veth(t, p, 0)
 	}
-	b := &bench{lab: lab, links: lab.Handle(), delay: o.reapDelay}
+	b := &bench{lab: lab, links: lab.Handle(), delay: o.reapDelay, reclaim: o.reclaim}
 	if o.wrap != nil {
 		b.links = o.wrap(lab.Handle())
 	}
@@ -136,7 +139,7 @@ func (b *bench) start(t testing.TB) {
 		l.Close()
 		t.Fatalf("open store: %v", err)
 	}
-	d, err := driver.New(driver.Config{Links: b.links, Store: st, ReapDelay: b.delay, Log: testLog()})
+	d, err := driver.New(driver.Config{Links: b.links, Store: st, ReapDelay: b.delay, Log: testLog(), Reclaim: b.reclaim})
 	if err != nil {
 		l.Close()
 		st.Close()

@@ -56,19 +56,7 @@ func New(t testing.TB) *Lab {
 		t.Skipf("linktest: cannot create network namespace %s: %v", name, err)
 	}
 	l := &Lab{name: name}
-	t.Cleanup(func() {
-		if l.h != nil {
-			l.h.Close()
-		}
-		if l.nlh != nil {
-			l.nlh.Close()
-		}
-		// Unmounting drops the last reference (once the handles are
-		// closed); the kernel then destroys the namespace and its links.
-		if err := netns.DeleteNamed(name); err != nil {
-			t.Errorf("linktest: remove network namespace %s: %v", name, err)
-		}
-	})
+	t.Cleanup(func() { l.Destroy(t) })
 
 	var err error
 	if l.h, err = link.OpenNamespace(l.Path()); err != nil {
@@ -83,6 +71,24 @@ func New(t testing.TB) *Lab {
 		t.Fatalf("linktest: netlink handle in %s: %v", l.Path(), err)
 	}
 	return l
+}
+
+// Destroy removes the lab's namespace now, as a container's death does: the
+// kernel deletes the virtual links in it (a macvlan is not moved back). The
+// test's cleanup calls it too; a second call does nothing.
+func (l *Lab) Destroy(t testing.TB) {
+	t.Helper()
+	if l.h == nil {
+		return
+	}
+	l.h.Close()
+	l.nlh.Close()
+	l.h, l.nlh = nil, nil
+	// Unmounting drops the last reference (once the handles are closed);
+	// the kernel then destroys the namespace and its links.
+	if err := netns.DeleteNamed(l.name); err != nil {
+		t.Errorf("linktest: remove network namespace %s: %v", l.name, err)
+	}
 }
 
 // newNamedNS creates a namespace bind-mounted at nsDir/name while leaving

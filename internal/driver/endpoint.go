@@ -44,15 +44,11 @@ func endpointFromRequest(req *protocol.CreateEndpointRequest) (*model.Endpoint, 
 	}
 	e := &model.Endpoint{ID: req.EndpointID, NetworkID: req.NetworkID, Created: time.Now().UTC()}
 	var err error
-	if iface.Address != "" {
-		if e.IPv4, err = netip.ParsePrefix(iface.Address); err != nil || !e.IPv4.Addr().Is4() {
-			return nil, fmt.Errorf("endpoint address %q from the engine is not an IPv4 CIDR", iface.Address)
-		}
+	if e.IPv4, err = model.ParseAddress(iface.Address, false); err != nil {
+		return nil, fmt.Errorf("endpoint address from the engine: %w", err)
 	}
-	if iface.AddressIPv6 != "" {
-		if e.IPv6, err = netip.ParsePrefix(iface.AddressIPv6); err != nil || !e.IPv6.Addr().Is6() {
-			return nil, fmt.Errorf("endpoint address %q from the engine is not an IPv6 CIDR", iface.AddressIPv6)
-		}
+	if e.IPv6, err = model.ParseAddress(iface.AddressIPv6, true); err != nil {
+		return nil, fmt.Errorf("endpoint address from the engine: %w", err)
 	}
 	if iface.MacAddress != "" {
 		if e.MAC, err = net.ParseMAC(iface.MacAddress); err != nil || len(e.MAC) != 6 {

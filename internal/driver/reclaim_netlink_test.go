@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/driver"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/link/linktest"
 )
 
 // TestReclaimOnRealNetlink plays three containers on real netlink, the
@@ -19,7 +20,9 @@ import (
 // links, and leaves the running one alone.
 func TestReclaimOnRealNetlink(t *testing.T) {
 	t.Parallel()
-	b := newBench(t, benchOpts{reclaim: driver.ReclaimConfig{Interval: 50 * time.Millisecond, Grace: 200 * time.Millisecond}})
+	// The grace must cover the test's own step between Join and moving the
+	// link, as the production 30 s cover the engine's.
+	b := newBench(t, benchOpts{reclaim: driver.ReclaimConfig{Interval: 50 * time.Millisecond, Grace: 2 * time.Second}})
 	netID := hexID("reclaim")
 	b.ok(t, "CreateNetwork", netReq(netID, onEth0(), pool("10.86.0.0/24", "10.86.0.1/24")))
 	sandboxes := filepath.Join(t.TempDir(), "netns")
@@ -30,7 +33,9 @@ func TestReclaimOnRealNetlink(t *testing.T) {
 	type ctr struct {
 		ep, src, sandbox string
 	}
-	start := func(name string, octet int) ctr {
+	runningNS, deadNS, leftNS := b.lab.NewPeerNamespace(t), b.lab.NewPeerNamespace(t), b.lab.NewPeerNamespace(t)
+	// start joins a container and moves its link in, as the engine does.
+	start := func(name string, octet int, ns *linktest.Lab) ctr {
 		c := ctr{ep: hexID("reclaim-" + name), sandbox: filepath.Join(sandboxes, name)}
 		if err := os.WriteFile(c.sandbox, nil, 0o644); err != nil {
 			t.Fatal(err)
@@ -39,13 +44,10 @@ func TestReclaimOnRealNetlink(t *testing.T) {
 		req := joinReq(netID, c.ep)
 		req.SandboxKey = c.sandbox
 		c.src = joinedLink(t, c.ep, b.ok(t, "Join", req))
+		b.lab.MoveTo(t, c.src, ns)
 		return c
 	}
-	running, dead, left := start("running", 2), start("dead", 3), start("left", 4)
-	runningNS, deadNS, leftNS := b.lab.NewPeerNamespace(t), b.lab.NewPeerNamespace(t), b.lab.NewPeerNamespace(t)
-	b.lab.MoveTo(t, running.src, runningNS)
-	b.lab.MoveTo(t, dead.src, deadNS)
-	b.lab.MoveTo(t, left.src, leftNS)
+	running, dead, left := start("running", 2, runningNS), start("dead", 3, deadNS), start("left", 4, leftNS)
 
 	// dead: the container's namespace goes (its macvlan with it) and the
 	// engine removes the sandbox file; no Leave, no DeleteEndpoint.

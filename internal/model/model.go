@@ -9,6 +9,7 @@
 package model
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"time"
@@ -95,3 +96,20 @@ type FileID struct {
 
 // IsZero reports an unknown file.
 func (f FileID) IsZero() bool { return f == FileID{} }
+
+// ParseAddress reads an endpoint address in CIDR form ("10.1.0.2/24") of
+// the family asked for; an empty string is no address (an invalid Prefix).
+func ParseAddress(s string, v6 bool) (netip.Prefix, error) {
+	if s == "" {
+		return netip.Prefix{}, nil
+	}
+	p, err := netip.ParsePrefix(s)
+	family := "IPv4"
+	if v6 {
+		family = "IPv6"
+	}
+	if err != nil || p.Addr().Is6() != v6 || p.Addr().Is4In6() {
+		return netip.Prefix{}, fmt.Errorf("%q is not an %s CIDR", s, family)
+	}
+	return p, nil
+}

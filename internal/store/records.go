@@ -149,15 +149,11 @@ func (r endpointRecord) model(loaded time.Time) (*model.Endpoint, error) {
 		e.Created = loaded
 	}
 	var err error
-	if r.IPv4 != "" {
-		if e.IPv4, err = netip.ParsePrefix(r.IPv4); err != nil || !e.IPv4.Addr().Is4() {
-			return nil, fmt.Errorf("ipv4 %q is not an IPv4 CIDR", r.IPv4)
-		}
+	if e.IPv4, err = model.ParseAddress(r.IPv4, false); err != nil {
+		return nil, fmt.Errorf("ipv4: %w", err)
 	}
-	if r.IPv6 != "" {
-		if e.IPv6, err = netip.ParsePrefix(r.IPv6); err != nil || !e.IPv6.Addr().Is6() {
-			return nil, fmt.Errorf("ipv6 %q is not an IPv6 CIDR", r.IPv6)
-		}
+	if e.IPv6, err = model.ParseAddress(r.IPv6, true); err != nil {
+		return nil, fmt.Errorf("ipv6: %w", err)
 	}
 	if e.MAC, err = net.ParseMAC(r.MAC); err != nil {
 		return nil, fmt.Errorf("mac: %w", err)

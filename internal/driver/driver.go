@@ -4,10 +4,11 @@
 // one state owner (state.go) and reaches the kernel only through the
 // LinkLayer interface (internal/link implements it with netlink).
 //
-// Each request holds the state's mutex for its whole duration, so a request
-// sees and leaves a consistent state, and the saved state is written before
-// the lock is released. The slow kernel work, link deletion, happens in the
-// link package's reaper outside it.
+// Each request does its state work under the state's mutex, so it sees and
+// leaves a consistent state, and the saved state is written before the lock
+// is released. Kernel work that can wait on the kernel (creating a Join's
+// link, retiring a deleted endpoint's link) runs outside it, and the slowest,
+// link deletion, in the link package's reaper.
 package driver
 
 import (

@@ -189,17 +189,24 @@ func (d *Driver) DeleteEndpoint(req *protocol.DeleteEndpointRequest) error {
 		return missingID("DeleteEndpoint", "an endpoint id")
 	}
 	d.st.mu.Lock()
-	defer d.st.mu.Unlock()
 	e, ok := d.st.endpoints[req.EndpointID]
 	if !ok {
+		d.st.mu.Unlock()
 		d.log.Debug("delete of unknown endpoint", "net", req.NetworkID, "ep", req.EndpointID)
 		return nil
 	}
 	if err := d.st.dropEndpoints([]*model.Endpoint{e}); err != nil {
+		d.st.mu.Unlock()
 		return err
 	}
+	n := d.st.networks[e.NetworkID]
+	d.st.mu.Unlock()
+	// Outside the lock: retiring is two netlink requests, and while the
+	// engine tears many namespaces down each can wait long for the kernel's
+	// RTNL lock; other requests must not queue behind it. No record names
+	// the link any more, and retireLink checks its mark first.
 	d.reclaim.forget(e.ID)
-	d.retireLink(e, d.st.networks[e.NetworkID])
+	d.retireLink(e, n)
 	d.log.Debug("endpoint deleted", "net", e.NetworkID, "ep", e.ID)
 	return nil
 }
@@ -208,7 +215,7 @@ func (d *Driver) DeleteEndpoint(req *protocol.DeleteEndpointRequest) error {
 // the link itself that it is that endpoint's: a link of the same name
 // without the mark is someone else's and is left alone. Passthru links are
 // deleted at once: the parent takes one passthru link at a time, and the next
-// container must not wait for a batch. The caller holds the state lock.
+// container must not wait for a batch. It needs no state lock.
 func (d *Driver) retireLink(e *model.Endpoint, n *model.Network) {
 	name := e.Link
 	info, err := d.links.Get(name)

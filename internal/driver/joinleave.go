@@ -25,21 +25,37 @@ func (d *Driver) Join(req *protocol.JoinRequest) (*protocol.JoinResponse, error)
 		return nil, missingID("Join", "an endpoint id")
 	}
 	d.st.mu.Lock()
-	defer d.st.mu.Unlock()
 	e, ok := d.st.endpoints[req.EndpointID]
+	var n *model.Network
+	if ok {
+		n = d.st.networks[e.NetworkID]
+	}
+	d.st.mu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("endpoint %s is not known to macvlan-swarm on %s: remove the container and start it again", short(req.EndpointID), d.onNode())
 	}
-	n, ok := d.st.networks[e.NetworkID]
-	if !ok {
+	if n == nil {
 		return nil, d.unknownNetwork(e.NetworkID)
 	}
+	// The kernel work runs outside the state lock (it can wait on the
+	// kernel's RTNL lock while the engine tears namespaces down); the
+	// engine never sends two requests for one endpoint at once, and the
+	// record is checked again before it is updated.
 	if err := d.addLink(n, e); err != nil {
 		return nil, err
 	}
 	joined := *e
 	joined.Sandbox = model.Sandbox{Key: req.SandboxKey, File: d.reclaim.sandboxFile(req.SandboxKey), Joined: time.Now().UTC()}
-	if err := d.st.putEndpoint(&joined); err != nil {
+
+	d.st.mu.Lock()
+	if d.st.endpoints[e.ID] != e {
+		d.st.mu.Unlock()
+		d.retireLink(e, n)
+		return nil, fmt.Errorf("endpoint %s was deleted or changed while it joined; start the container again", short(e.ID))
+	}
+	err := d.st.putEndpoint(&joined)
+	d.st.mu.Unlock()
+	if err != nil {
 		d.retireLink(e, n)
 		return nil, err
 	}
@@ -70,7 +86,10 @@ func (d *Driver) addLink(n *model.Network, e *model.Endpoint) error {
 			return fmt.Errorf("parent %q of this network is gone from %s: bring it back, or remove and re-create the network with another parent", n.Parent, d.onNode())
 		}
 		if cerr := d.createParent(n.Parent); cerr != nil {
-			return cerr
+			// Another Join may have made it a moment ago.
+			if _, gerr := d.links.Get(n.Parent); gerr != nil {
+				return cerr
+			}
 		}
 	} else if info, gerr := d.links.Get(e.Link); gerr == nil {
 		if info.EndpointOf() != e.ID {

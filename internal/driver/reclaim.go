@@ -261,22 +261,25 @@ func (d *Driver) sweep(now time.Time) int {
 	}
 
 	d.st.mu.Lock()
-	defer d.st.mu.Unlock()
 	var drop []*model.Endpoint
+	var nets []*model.Network
 	var why []string
 	for _, v := range doomed {
 		if d.st.endpoints[v.e.ID] == v.e {
 			drop = append(drop, v.e)
+			nets = append(nets, d.st.networks[v.e.NetworkID])
 			why = append(why, v.why)
 		}
 	}
-	if err := d.st.dropEndpoints(drop); err != nil {
+	err = d.st.dropEndpoints(drop)
+	d.st.mu.Unlock()
+	if err != nil {
 		d.log.Warn("reclaim: could not drop endpoints of dead containers; will retry", "count", len(drop), "err", err)
 		return 0
 	}
 	for i, e := range drop {
 		r.forget(e.ID)
-		d.retireLink(e, d.st.networks[e.NetworkID])
+		d.retireLink(e, nets[i])
 		d.log.Info("reclaimed endpoint of a container that is gone", "net", e.NetworkID, "ep", e.ID, "link", e.Link, "why", why[i])
 	}
 	return len(drop)

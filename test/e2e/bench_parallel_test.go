@@ -19,8 +19,8 @@ package e2e
 // a time per round and driver, for the "alone" figures, default 10),
 // MVS_BENCH_STACKS=1 (sample the plugin's kernel stacks every millisecond
 // during its batches and print where its threads waited in the kernel: the
-// disk (fsync) or rtnetlink. The sampling costs CPU: take the timing figures
-// from a run without it).
+// disk (fsync) or rtnetlink, by request kind; see bpWaitKind. The sampling
+// costs CPU: take the timing figures from a run without it).
 //
 // It prints figures and never asserts a time. It fails only when the bench
 // itself cannot run (state file on tmpfs, links left behind).
@@ -63,7 +63,9 @@ type bpBatch struct {
 	linksGone time.Duration              // all force-removes issued → no macvlan link left on the node
 	reqs      map[string][]time.Duration // the plugin's time per request, by method
 	held      map[string][]time.Duration // of that, the estimated time holding the driver's lock
-	waits     map[string]int             // MVS_BENCH_STACKS: kernel-stack samples of the plugin's threads by kind
+	// MVS_BENCH_STACKS: kernel-stack samples of the plugin's threads by
+	// kind, while the containers start and while they are removed.
+	waits [2]map[string]int
 }
 
 // bpStats pools batches of one driver and one kind (serial or parallel).
@@ -72,7 +74,7 @@ type bpStats struct {
 	lat                         []time.Duration
 	failures                    []string
 	reqs, held                  map[string][]time.Duration
-	waits                       map[string]int
+	waits                       [2]map[string]int
 }
 
 func (s *bpStats) add(b bpBatch) {
@@ -90,11 +92,13 @@ func (s *bpStats) add(b bpBatch) {
 	for m, ds := range b.held {
 		s.held[m] = append(s.held[m], ds...)
 	}
-	for k, c := range b.waits {
-		if s.waits == nil {
-			s.waits = map[string]int{}
+	for phase, w := range b.waits {
+		for k, c := range w {
+			if s.waits[phase] == nil {
+				s.waits[phase] = map[string]int{}
+			}
+			s.waits[phase][k] += c
 		}
-		s.waits[k] += c
 	}
 }
 
@@ -162,18 +166,15 @@ func TestBenchParallelStarts(t *testing.T) {
 				if count == 0 {
 					continue
 				}
-				var stop func() map[string]int
+				var sample func() (stop func() map[string]int)
 				if d.plugin && pluginPid > 0 {
-					stop = bpSampleStacks(pluginPid)
+					sample = func() func() map[string]int { return bpSampleStacks(pluginPid) }
 				}
-				b := bpRunBatch(t, n, img, d, fmt.Sprintf("bp-r%d-%s-%s", r, d.network[3:], kind), count, parallel)
-				if stop != nil {
-					b.waits = stop()
-				}
+				b := bpRunBatch(t, n, img, d, fmt.Sprintf("bp-r%d-%s-%s", r, d.network[3:], kind), count, parallel, sample)
 				stats[d.label][parallel].add(b)
 				t.Logf("round %d %-8s %-8s x%-3d total %7s  p50 %7s  p99 %7s  failures %d  removal %7s  links gone %7s%s",
 					r, d.label, kind, count, bpMs(b.total), bpMs(bpPct(b.lat, 50)), bpMs(bpPct(b.lat, 99)),
-					len(b.failures), bpMs(b.removal), bpMs(b.linksGone), bpReqSummary(b.reqs)+bpWaitSummary(b.waits))
+					len(b.failures), bpMs(b.removal), bpMs(b.linksGone), bpReqSummary(b.reqs)+bpWaitSummary("start", b.waits[0])+bpWaitSummary("removal", b.waits[1]))
 			}
 		}
 	}
@@ -183,9 +184,17 @@ func TestBenchParallelStarts(t *testing.T) {
 
 // bpRunBatch starts count containers on d's network, all at once or one
 // after the other, then force-removes them the same way and waits until the
-// node has no macvlan link left.
-func bpRunBatch(t *testing.T, n *lab.Node, img string, d bpDriver, prefix string, count int, parallel bool) bpBatch {
+// node has no macvlan link left. A non-nil sample is started for each of
+// the two phases.
+func bpRunBatch(t *testing.T, n *lab.Node, img string, d bpDriver, prefix string, count int, parallel bool,
+	sample func() (stop func() map[string]int)) bpBatch {
 	t.Helper()
+	phase := func() func() map[string]int {
+		if sample == nil {
+			return func() map[string]int { return nil }
+		}
+		return sample()
+	}
 	cli := n.Client()
 	mark := len(n.Log(t))
 	names := make([]string, count)
@@ -208,6 +217,7 @@ func bpRunBatch(t *testing.T, n *lab.Node, img string, d bpDriver, prefix string
 		}
 		lat[i], errs[i] = time.Since(began), err
 	}
+	stopStart := phase()
 	began := time.Now()
 	if parallel {
 		var wg sync.WaitGroup
@@ -229,6 +239,7 @@ func bpRunBatch(t *testing.T, n *lab.Node, img string, d bpDriver, prefix string
 		}
 	}
 	b := bpBatch{total: time.Since(began)}
+	b.waits[0] = stopStart()
 	for i, err := range errs {
 		if err != nil {
 			b.failures = append(b.failures, fmt.Sprintf("%s: %v", names[i], err))
@@ -262,6 +273,7 @@ func bpRunBatch(t *testing.T, n *lab.Node, img string, d bpDriver, prefix string
 			rmErrs[i] = err
 		}
 	}
+	stopRemoval := phase()
 	rmBegan := time.Now()
 	if parallel {
 		var wg sync.WaitGroup
@@ -291,6 +303,7 @@ func bpRunBatch(t *testing.T, n *lab.Node, img string, d bpDriver, prefix string
 		return nil
 	})
 	b.linksGone = time.Since(rmBegan)
+	b.waits[1] = stopRemoval()
 	b.reqs, b.held = bpPluginRequests(n.Log(t)[mark:])
 	return b
 }
@@ -370,11 +383,9 @@ func bpPluginRequests(log string) (dur, held map[string][]time.Duration) {
 
 // bpSampleStacks reads the kernel stack of every thread of process pid
 // each millisecond until the returned stop is called, and counts the
-// samples of threads blocked in the kernel by what they wait for: "fsync"
-// (fsync/fdatasync: the state file's commits), "rtnetlink" (a netlink
-// request to the kernel's routing/link layer: waiting for the RTNL lock,
-// creating, changing, listing or deleting links), "other". Idle threads
-// (futex, epoll, sleep) are not counted. One sample ≈ 1 ms of one thread.
+// samples of threads blocked in the kernel by what they wait for (see
+// bpWaitKind). Idle threads (futex, epoll, sleep) are not counted. One
+// sample ≈ 1 ms of one thread.
 func bpSampleStacks(pid int) (stop func() map[string]int) {
 	quit, done := make(chan struct{}), make(chan map[string]int)
 	go func() {
@@ -391,19 +402,11 @@ func bpSampleStacks(pid int) (stop func() map[string]int) {
 			tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 			for _, task := range tasks {
 				b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stack", pid, task.Name()))
-				if err != nil || len(b) == 0 {
+				if err != nil {
 					continue
 				}
-				st := string(b)
-				switch {
-				case strings.Contains(st, "futex_wait"), strings.Contains(st, "do_epoll_wait"),
-					strings.Contains(st, "hrtimer_nanosleep"):
-				case strings.Contains(st, "do_fsync"):
-					counts["fsync"]++
-				case strings.Contains(st, "netlink_sendmsg"), strings.Contains(st, "netlink_recvmsg"):
-					counts["rtnetlink"]++
-				default:
-					counts["other"]++
+				if k := bpWaitKind(string(b)); k != "" {
+					counts[k]++
 				}
 			}
 		}
@@ -414,11 +417,60 @@ func bpSampleStacks(pid int) (stop func() map[string]int) {
 	}
 }
 
-func bpWaitSummary(w map[string]int) string {
+// bpWaitKinds are the kinds bpWaitKind tells apart, in report order.
+var bpWaitKinds = []string{"fsync", "rtnl-wait", "newlink", "setlink", "dellink", "dump", "other"}
+
+// bpWaitKind classifies one /proc/<pid>/task/<tid>/stack (innermost frame
+// first; the kernel leaves scheduler and mutex frames out, so the first
+// frame is where the thread blocked):
+//
+//   - fsync: in fsync/fdatasync, a commit of the state file (driver lock held);
+//   - rtnl-wait: in rtnetlink_rcv_msg, i.e. waiting for the RTNL lock
+//     before a netlink link request runs (the driver's or the reaper's);
+//   - newlink: inside RTM_NEWLINK: Join creating its link, or
+//     DeleteEndpoint setting it down (netlink's LinkSetDown); lock held;
+//   - setlink: inside RTM_SETLINK, DeleteEndpoint moving its link into the
+//     retire group; lock held;
+//   - dellink: inside RTM_DELLINK, the reaper's group delete (no driver lock);
+//   - dump: a link dump, the reaper's list of links (no driver lock);
+//   - other: anything else that is not idle; "" for an idle thread.
+func bpWaitKind(stack string) string {
+	if stack == "" || strings.Contains(stack, "futex_wait") || strings.Contains(stack, "do_epoll_wait") ||
+		strings.Contains(stack, "hrtimer_nanosleep") {
+		return ""
+	}
+	first := ""
+	if f := strings.Fields(stack); len(f) >= 2 {
+		first, _, _ = strings.Cut(f[1], "+")
+	}
+	switch {
+	case strings.Contains(stack, "do_fsync"):
+		return "fsync"
+	case !strings.Contains(stack, "netlink_sendmsg") && !strings.Contains(stack, "netlink_recvmsg"):
+		return "other"
+	case strings.Contains(stack, "rtnl_dumpit"):
+		return "dump"
+	case strings.Contains(stack, "rtnl_newlink"):
+		return "newlink"
+	case strings.Contains(stack, "rtnl_setlink"):
+		return "setlink"
+	case strings.Contains(stack, "rtnl_dellink"):
+		return "dellink"
+	case first == "rtnetlink_rcv_msg":
+		return "rtnl-wait"
+	}
+	return "other"
+}
+
+func bpWaitSummary(phase string, w map[string]int) string {
 	if len(w) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("  [kernel: fsync %d ms, rtnetlink %d ms, other %d ms]", w["fsync"], w["rtnetlink"], w["other"])
+	var parts []string
+	for _, k := range bpWaitKinds {
+		parts = append(parts, fmt.Sprintf("%s %d", k, w[k]))
+	}
+	return "  [" + phase + ", kernel ms: " + strings.Join(parts, ", ") + "]"
 }
 
 // bpDescribe logs the machine, the engine, and where the plugin's state file
@@ -533,9 +585,9 @@ func bpReport(t *testing.T, stats map[string]map[bool]*bpStats, rounds, par, ser
 	}
 
 	for _, parallel := range []bool{false, true} {
-		if w := stats["plugin"][parallel].waits; len(w) > 0 {
-			fmt.Fprintf(&sb, "\nplugin threads blocked in the kernel, %s batches, all rounds (1 ms stack samples, summed over threads):%s\n",
-				map[bool]string{false: "one-by-one", true: "at-once"}[parallel], bpWaitSummary(w))
+		if w := stats["plugin"][parallel].waits; len(w[0])+len(w[1]) > 0 {
+			fmt.Fprintf(&sb, "\nplugin threads blocked in the kernel, %s batches, all rounds (1 ms stack samples, summed over threads):\n %s\n %s\n",
+				map[bool]string{false: "one-by-one", true: "at-once"}[parallel], bpWaitSummary("start", w[0]), bpWaitSummary("removal", w[1]))
 		}
 	}
 

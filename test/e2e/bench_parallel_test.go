@@ -566,6 +566,11 @@ func bpReport(t *testing.T, stats map[string]map[bool]*bpStats, rounds, par, ser
 				bpRatio(bpPct(p.totals, 50), bpPct(b.totals, 50)),
 				bpRatio(bpPct(p.lat, 50), bpPct(b.lat, 50)), bpRatio(bpPct(p.lat, 99), bpPct(b.lat, 99)),
 				bpRatio(bpPct(p.removals, 50), bpPct(b.removals, 50)), bpRatio(bpPct(p.linksGone, 50), bpPct(b.linksGone, 50)))
+			// The two drivers of one round ran back to back, under the
+			// same background load: their ratio is steadier than the
+			// ratio of medians when the machine is shared.
+			fmt.Fprintf(&sb, "| per-round ratio, median (min–max) | %s | %s | | | | %s | %s |\n", batch,
+				bpRoundRatios(p.totals, b.totals), bpRoundRatios(p.removals, b.removals), bpRoundRatios(p.linksGone, b.linksGone))
 		}
 	}
 
@@ -644,6 +649,21 @@ func bpRatio(a, b time.Duration) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.2f×", float64(a)/float64(b))
+}
+
+// bpRoundRatios is the median, min and max over rounds of p[i]/b[i].
+func bpRoundRatios(p, b []time.Duration) string {
+	var rs []float64
+	for i := range min(len(p), len(b)) {
+		if b[i] > 0 {
+			rs = append(rs, float64(p[i])/float64(b[i]))
+		}
+	}
+	if len(rs) == 0 {
+		return "–"
+	}
+	slices.Sort(rs)
+	return fmt.Sprintf("%.2f× (%.2f–%.2f)", rs[(len(rs)-1)/2], rs[0], rs[len(rs)-1])
 }
 
 // bpDistinct lists distinct messages with their counts, at most limit.

@@ -47,7 +47,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK         := $(BUILD_DIR)/tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 
 .PHONY: all compile rootfs plugin create enable install upgrade push push-registry \
-	need-push-ref push-tool demo lint test test-unit test-e2e-push clean
+	need-push-ref push-tool demo lint test test-unit test-e2e-push bench-parallel clean
 
 all: plugin
 
@@ -155,6 +155,14 @@ test-unit:
 # 20.10, docker-registry), plugin create and rm; see test/e2e/packaging_test.go.
 test-e2e-push: plugin
 	MVS_PLUGIN_DIR=$(CURDIR)/$(PLUGIN_DIR) $(GO) test -tags e2e -count=1 -v -run '^TestPackaging$$' ./test/e2e/
+
+# 50 containers started at once through the plugin (state file on the
+# disk under /tmp) against the built-in macvlan on the same parent, in the
+# e2e lab; prints a table (see docs/benchmarks.md). Root; several minutes.
+# MVS_BENCH_ROUNDS (default 5), MVS_BENCH_PARALLEL (50), MVS_BENCH_SERIAL (10).
+bench-parallel: plugin
+	@scripts/ensure-packages.sh
+	MVS_BENCH=1 MVS_PLUGIN_DIR=$(CURDIR)/$(PLUGIN_DIR) $(GO) test -tags e2e -count=1 -v -timeout 60m -run '^TestBenchParallelStarts$$' ./test/e2e/
 
 clean:
 	rm -rf $(BUILD_DIR)

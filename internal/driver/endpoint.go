@@ -201,42 +201,41 @@ func (d *Driver) DeleteEndpoint(req *protocol.DeleteEndpointRequest) error {
 	}
 	n := d.st.networks[e.NetworkID]
 	d.st.mu.Unlock()
-	// Outside the lock: retiring is two netlink requests, and while the
-	// engine tears many namespaces down each can wait long for the kernel's
-	// RTNL lock; other requests must not queue behind it. No record names
-	// the link any more, and retireLink checks its mark first.
+	// Outside the lock: a passthru link is deleted here and then, and no
+	// record names the link any more.
 	d.reclaim.forget(e.ID)
 	d.retireLink(e, n)
 	d.log.Debug("endpoint deleted", "net", e.NetworkID, "ep", e.ID)
 	return nil
 }
 
-// retireLink hands an endpoint's host link to the reaper, after checking on
-// the link itself that it is that endpoint's: a link of the same name
-// without the mark is someone else's and is left alone. Passthru links are
-// deleted at once: the parent takes one passthru link at a time, and the next
-// container must not wait for a batch. It needs no state lock.
+// retireLink hands an endpoint's host link to the reaper, which deletes it
+// in its next batch if the link still carries that endpoint's mark: a link
+// of the same name without it is someone else's and is left alone. The
+// request does not wait on the kernel. Passthru links are deleted at once
+// (after the same check): the parent takes one passthru link at a time, and
+// the next container must not wait for a batch. It needs no state lock.
 func (d *Driver) retireLink(e *model.Endpoint, n *model.Network) {
-	name := e.Link
-	info, err := d.links.Get(name)
+	mark := link.EndpointMark(e.ID)
+	if n == nil || n.Mode != link.ModePassthru {
+		d.reaper.Retire(e.Link, mark)
+		return
+	}
+	info, err := d.links.Get(e.Link)
 	if errors.Is(err, link.ErrNotFound) {
 		return // it went with its container's namespace
 	}
 	if err != nil {
-		d.log.Warn("could not look up host link to delete it", "link", name, "err", err)
+		d.log.Warn("could not look up host link to delete it", "link", e.Link, "err", err)
 		return
 	}
-	if info.EndpointOf() != e.ID {
-		d.log.Warn("a link named like an endpoint's host link does not carry that endpoint's mark; left alone", "link", name, "ep", e.ID, "alias", info.Alias)
+	if info.Alias != mark {
+		d.log.Warn("a link named like an endpoint's host link does not carry that endpoint's mark; left alone", "link", e.Link, "ep", e.ID, "alias", info.Alias)
 		return
 	}
-	if n != nil && n.Mode == link.ModePassthru {
-		if err := d.links.Delete(name); err != nil {
-			d.log.Warn("could not delete host link", "link", name, "err", err)
-		}
-		return
+	if err := d.links.Delete(e.Link); err != nil {
+		d.log.Warn("could not delete host link", "link", e.Link, "err", err)
 	}
-	d.reaper.Retire(name)
 }
 
 func (d *Driver) unknownNetwork(id string) error {

@@ -77,6 +77,10 @@ func (d *Driver) Join(req *protocol.JoinRequest) (*protocol.JoinResponse, error)
 // a missing driver-created parent (re-created).
 func (d *Driver) addLink(n *model.Network, e *model.Endpoint) error {
 	spec := link.MacvlanSpec{Name: e.Link, Parent: n.Parent, Mode: n.Mode, MTU: n.MTU, MAC: e.MAC, Mark: link.EndpointMark(e.ID)}
+	// A link of this name and mark may still wait in the reaper's queue
+	// (this endpoint id deleted and created again): take it off, so the
+	// reaper does not delete the link made now.
+	d.reaper.Forget(e.Link)
 	err := d.links.AddMacvlan(spec)
 	if err == nil {
 		return nil

@@ -82,7 +82,7 @@ func (d *Driver) restore() error {
 		if owner := d.st.endpoints[id]; owner != nil && owner.Link == i.Name && i.Group != link.RetireGroup {
 			continue
 		}
-		d.reaper.Retire(i.Name)
+		d.reaper.Retire(i.Name, i.Alias)
 		stale++
 	}
 	d.log.Info("state restored", "networks", len(d.st.networks), "endpoints", len(d.st.endpoints), "stale_links", stale, "marked_links", marked, "dropped_records", len(repair.DeleteNetworks)+len(repair.DeleteEndpoints), "file", d.st.store.Path())

@@ -3,6 +3,7 @@ package link
 import (
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 )
@@ -23,17 +24,25 @@ type ReapOps interface {
 	DeleteGroup(group uint32) error
 }
 
-// Reaper deletes retired links in batches, in its own goroutine, so that
-// the ~15 ms the kernel spends per unregister is paid once per batch and
-// never by a request.
+// Reaper retires and deletes links in batches, in its own goroutine, so that
+// the ~15 ms the kernel spends per unregister is paid once per batch, and no
+// request waits on the kernel for a link it is done with: while the engine
+// tears many namespaces down, even setting a link down can wait a second
+// for the kernel's RTNL lock.
 type Reaper struct {
 	ops   ReapOps
 	log   *slog.Logger
 	delay time.Duration
 
+	mu       sync.Mutex
+	pending  []doomed
+	inflight map[string]bool // names of the batch being reaped
+	done     *sync.Cond      // signalled when a batch ends
+	reaping  sync.Mutex      // one batch at a time
+
 	kick chan struct{}
 	quit chan struct{}
-	done chan struct{}
+	exit chan struct{}
 	once sync.Once
 }
 
@@ -46,37 +55,55 @@ func NewReaper(ops ReapOps, log *slog.Logger, delay time.Duration) *Reaper {
 		delay: delay,
 		kick:  make(chan struct{}, 1),
 		quit:  make(chan struct{}),
-		done:  make(chan struct{}),
+		exit:  make(chan struct{}),
 	}
+	r.done = sync.NewCond(&r.mu)
 	go r.loop()
 	return r
 }
 
-// Retire moves a link into RetireGroup and wakes the reaper. A link that is
-// gone already (it went with its container's namespace) needs nothing; one
-// that cannot be retired is deleted at once. The caller has decided the link
-// is its own.
-func (r *Reaper) Retire(name string) {
-	err := r.ops.Retire(name, RetireGroup)
-	switch {
-	case err == nil:
-	case errors.Is(err, ErrNotFound):
-		return
-	default:
-		r.log.Warn("could not retire host link; deleting it now", "link", name, "err", err)
-		if err := r.ops.Delete(name); err != nil {
-			r.log.Warn("could not delete host link", "link", name, "err", err)
-		}
-		return
-	}
+// doomed is a link the reaper is to delete if it still carries mark.
+type doomed struct{ name, mark string }
+
+// Retire queues the link called name for deletion and returns at once. The
+// reaper deletes it with its next batch if it still carries mark (checked on
+// the link then: a link of that name made since by someone else is left
+// alone). A link that is gone by then (it went with its container's
+// namespace) needs nothing. A queued link holds no MAC on its parent: the
+// engine's move back to the host namespace took it down, and the driver
+// creates links down.
+func (r *Reaper) Retire(name, mark string) {
+	r.mu.Lock()
+	r.pending = append(r.pending, doomed{name, mark})
+	r.mu.Unlock()
 	select {
 	case r.kick <- struct{}{}:
 	default:
 	}
 }
 
+// Pending is how many links wait for the next batch.
+func (r *Reaper) Pending() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.pending)
+}
+
+// Forget takes the link called name off the queue, and waits if the batch
+// being reaped holds it, so that a link created again under that name (an
+// endpoint joined again) is not deleted for the old one. It returns at once
+// when the reaper has nothing of that name.
+func (r *Reaper) Forget(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pending = slices.DeleteFunc(r.pending, func(d doomed) bool { return d.name == name })
+	for r.inflight[name] {
+		r.done.Wait()
+	}
+}
+
 func (r *Reaper) loop() {
-	defer close(r.done)
+	defer close(r.exit)
 	for {
 		select {
 		case <-r.quit:
@@ -92,14 +119,59 @@ func (r *Reaper) loop() {
 	}
 }
 
-// Reap deletes every marked link in RetireGroup now. If a link without
+// Reap deletes the queued links and every marked link in RetireGroup now:
+// each queued link that still carries its mark is set down and moved into
+// RetireGroup, then the group goes in one request. If a link without
 // macvlan-swarm's mark sits in the group (someone else chose the same group
 // number), it deletes its own links one by one and leaves the other alone.
 func (r *Reaper) Reap() {
+	r.reaping.Lock()
+	defer r.reaping.Unlock()
+	r.mu.Lock()
+	queued := r.pending
+	r.pending = nil
+	r.inflight = make(map[string]bool, len(queued))
+	for _, q := range queued {
+		r.inflight[q.name] = true
+	}
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.inflight = nil
+		r.done.Broadcast()
+		r.mu.Unlock()
+	}()
 	infos, err := r.ops.List()
 	if err != nil {
-		r.log.Warn("could not list links to delete retired ones; will retry on the next delete", "err", err)
+		r.log.Warn("could not list links to delete retired ones; will retry", "err", err)
+		r.mu.Lock()
+		r.pending = append(queued, r.pending...)
+		r.mu.Unlock()
 		return
+	}
+	byName := make(map[string]int, len(infos))
+	for i, info := range infos {
+		byName[info.Name] = i
+	}
+	for _, q := range queued {
+		i, ok := byName[q.name]
+		if !ok {
+			continue
+		}
+		if infos[i].Alias != q.mark {
+			r.log.Warn("a link queued for deletion no longer carries its mark; left alone", "link", q.name, "alias", infos[i].Alias)
+			continue
+		}
+		if err := r.ops.Retire(q.name, RetireGroup); err != nil {
+			if !errors.Is(err, ErrNotFound) {
+				r.log.Warn("could not retire host link; deleting it alone", "link", q.name, "err", err)
+				if err := r.ops.Delete(q.name); err != nil {
+					r.log.Warn("could not delete host link", "link", q.name, "err", err)
+				}
+			}
+			continue
+		}
+		infos[i].Group = RetireGroup
 	}
 	var ours []string
 	foreign := false
@@ -138,5 +210,5 @@ func (r *Reaper) Reap() {
 // Stop deletes what is pending and ends the loop.
 func (r *Reaper) Stop() {
 	r.once.Do(func() { close(r.quit) })
-	<-r.done
+	<-r.exit
 }

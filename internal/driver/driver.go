@@ -104,11 +104,12 @@ func New(cfg Config) (*Driver, error) {
 		reaper:  link.NewReaper(cfg.Links, log, delay),
 	}
 	d.reclaim = newReclaimer(cfg.Reclaim)
-	if err := d.restore(); err != nil {
+	infos, err := d.restore()
+	if err != nil {
 		d.reaper.Stop()
 		return nil, err
 	}
-	d.reclaim.start(d)
+	d.reclaim.start(d, infos)
 	return d, nil
 }
 

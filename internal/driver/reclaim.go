@@ -160,8 +160,9 @@ func (r *reclaimer) forget(id string) {
 	delete(r.detached, id)
 }
 
-func (r *reclaimer) start(d *Driver) {
-	d.sweep(time.Now())
+// start sweeps once with the links restore listed, then on a timer.
+func (r *reclaimer) start(d *Driver, infos []link.Info) {
+	d.sweepWith(time.Now(), infos)
 	go func() {
 		defer close(r.done)
 		t := time.NewTicker(r.cfg.Interval)
@@ -195,7 +196,10 @@ type verdict struct {
 // many it reclaimed. The kernel dump and the stat calls run outside the state
 // lock; under it, an endpoint is reclaimed only if its record is still the
 // one judged (records are replaced on every change, never edited).
-func (d *Driver) sweep(now time.Time) int {
+func (d *Driver) sweep(now time.Time) int { return d.sweepWith(now, nil) }
+
+// sweepWith is sweep with the host's links already listed (nil: list them).
+func (d *Driver) sweepWith(now time.Time, infos []link.Info) int {
 	r := d.reclaim
 	d.st.mu.Lock()
 	eps := make([]*model.Endpoint, 0, len(d.st.endpoints))
@@ -211,9 +215,11 @@ func (d *Driver) sweep(now time.Time) int {
 	}
 
 	inHost := map[string]bool{} // endpoint id → its marked link is in the host namespace, not retired
-	infos, err := d.links.List()
-	if err != nil {
-		d.log.Warn("reclaim: could not list host links; sweeping by sandbox only", "err", err)
+	var err error
+	if infos == nil {
+		if infos, err = d.links.List(); err != nil {
+			d.log.Warn("reclaim: could not list host links; sweeping by sandbox only", "err", err)
+		}
 	}
 	for _, i := range infos {
 		if id := i.EndpointOf(); id != "" && i.Group != link.RetireGroup {

@@ -23,11 +23,12 @@ import (
 //
 // An endpoint whose link is not in the host namespace is kept: a running
 // container holds it in its own namespace. Endpoints of dead containers are
-// the reclaimer's business (reclaim.go), which sweeps right after this.
-func (d *Driver) restore() error {
+// the reclaimer's business (reclaim.go), which sweeps right after this with
+// the link list read here.
+func (d *Driver) restore() ([]link.Info, error) {
 	nets, eps, bad, err := d.st.store.Load()
 	if err != nil {
-		return fmt.Errorf("read saved state %s: %w", d.st.store.Path(), err)
+		return nil, fmt.Errorf("read saved state %s: %w", d.st.store.Path(), err)
 	}
 	d.st.mu.Lock()
 	defer d.st.mu.Unlock()
@@ -51,14 +52,14 @@ func (d *Driver) restore() error {
 		d.st.endpoints[e.ID] = e
 	}
 	if err := d.st.commit(repair); err != nil {
-		return fmt.Errorf("drop damaged records and endpoints of removed networks: %w", err)
+		return nil, fmt.Errorf("drop damaged records and endpoints of removed networks: %w", err)
 	}
 
 	d.restoreParents()
 
 	infos, err := d.links.List()
 	if err != nil {
-		return fmt.Errorf("list host links: %w", err)
+		return nil, fmt.Errorf("list host links: %w", err)
 	}
 	byLink := make(map[string]*model.Endpoint, len(d.st.endpoints))
 	for _, e := range d.st.endpoints {
@@ -86,7 +87,7 @@ func (d *Driver) restore() error {
 		stale++
 	}
 	d.log.Info("state restored", "networks", len(d.st.networks), "endpoints", len(d.st.endpoints), "stale_links", stale, "marked_links", marked, "dropped_records", len(repair.DeleteNetworks)+len(repair.DeleteEndpoints), "file", d.st.store.Path())
-	return nil
+	return infos, nil
 }
 
 // unmarkedLinkOf reports whether an unmarked link is the one the driver made

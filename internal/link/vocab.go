@@ -97,7 +97,7 @@ func CheckMAC(mac net.HardwareAddr) error {
 		return fmt.Errorf("MAC address %q is not valid: give six hex bytes, e.g. 02:42:0a:00:00:05", mac.String())
 	case mac[0]&1 != 0:
 		return fmt.Errorf("MAC address %s is a multicast address; a container needs a unicast one (first byte even, e.g. 02:...)", mac)
-	case mac.String() == "00:00:00:00:00:00":
+	case [6]byte(mac) == [6]byte{}:
 		return fmt.Errorf("MAC address %s is all zeros; give a unicast address such as 02:42:0a:00:00:05", mac)
 	}
 	return nil

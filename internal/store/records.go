@@ -43,12 +43,14 @@ type endpointRecord struct {
 	MAC       string `json:"mac"`
 	Link      string `json:"link"`
 	// Since schema 1 was first written: absent in older files, which Load
-	// reads as "created at load time" and "not joined".
-	Created    time.Time `json:"created,omitzero"`
-	SandboxKey string    `json:"sandbox_key,omitempty"`
-	SandboxDev uint64    `json:"sandbox_dev,omitempty"`
-	SandboxIno uint64    `json:"sandbox_ino,omitempty"`
-	Joined     time.Time `json:"joined,omitzero"`
+	// reads as "created at load time" and "not joined". Times are Unix
+	// nanoseconds: a thousand records decode measurably faster than with
+	// RFC 3339 strings.
+	Created    int64  `json:"created,omitempty"`
+	SandboxKey string `json:"sandbox_key,omitempty"`
+	SandboxDev uint64 `json:"sandbox_dev,omitempty"`
+	SandboxIno uint64 `json:"sandbox_ino,omitempty"`
+	Joined     int64  `json:"joined,omitempty"`
 }
 
 func fromPools(ps []model.Pool) []poolRecord {
@@ -127,9 +129,9 @@ func (r networkRecord) model() (*model.Network, error) {
 
 func fromEndpoint(e *model.Endpoint) endpointRecord {
 	r := endpointRecord{
-		ID: e.ID, NetworkID: e.NetworkID, MAC: e.MAC.String(), Link: e.Link, Created: e.Created,
+		ID: e.ID, NetworkID: e.NetworkID, MAC: e.MAC.String(), Link: e.Link, Created: unixNano(e.Created),
 		SandboxKey: e.Sandbox.Key, SandboxDev: e.Sandbox.File.Dev, SandboxIno: e.Sandbox.File.Ino,
-		Joined: e.Sandbox.Joined,
+		Joined: unixNano(e.Sandbox.Joined),
 	}
 	if e.IPv4.IsValid() {
 		r.IPv4 = e.IPv4.String()
@@ -142,8 +144,8 @@ func fromEndpoint(e *model.Endpoint) endpointRecord {
 
 func (r endpointRecord) model(loaded time.Time) (*model.Endpoint, error) {
 	e := &model.Endpoint{
-		ID: r.ID, NetworkID: r.NetworkID, Link: r.Link, Created: r.Created,
-		Sandbox: model.Sandbox{Key: r.SandboxKey, File: model.FileID{Dev: r.SandboxDev, Ino: r.SandboxIno}, Joined: r.Joined},
+		ID: r.ID, NetworkID: r.NetworkID, Link: r.Link, Created: fromUnixNano(r.Created),
+		Sandbox: model.Sandbox{Key: r.SandboxKey, File: model.FileID{Dev: r.SandboxDev, Ino: r.SandboxIno}, Joined: fromUnixNano(r.Joined)},
 	}
 	if e.Created.IsZero() {
 		e.Created = loaded
@@ -165,4 +167,19 @@ func (r endpointRecord) model(loaded time.Time) (*model.Endpoint, error) {
 		return nil, fmt.Errorf("link: %w", err)
 	}
 	return e, nil
+}
+
+// unixNano and fromUnixNano map the zero time to 0 and back.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
 }

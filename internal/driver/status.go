@@ -13,6 +13,8 @@ type Status struct {
 	Node      string           `json:"node"`
 	Networks  []NetworkStatus  `json:"networks"`
 	Endpoints []EndpointStatus `json:"endpoints"`
+	// ReaperPending counts host links queued for the reaper's next batch.
+	ReaperPending int `json:"reaper_pending"`
 }
 
 // NetworkStatus is one network in Status.
@@ -44,7 +46,7 @@ type EndpointStatus struct {
 func (d *Driver) Status() any {
 	d.st.mu.Lock()
 	defer d.st.mu.Unlock()
-	s := Status{Scope: d.scope, Node: d.node, Networks: []NetworkStatus{}, Endpoints: []EndpointStatus{}}
+	s := Status{Scope: d.scope, Node: d.node, Networks: []NetworkStatus{}, Endpoints: []EndpointStatus{}, ReaperPending: d.reaper.Pending()}
 	count := map[string]int{}
 	for _, e := range d.st.endpoints {
 		count[e.NetworkID]++

@@ -313,7 +313,7 @@ func (s *soak) churn(t *testing.T) {
 	<-feedDone
 	workers.Wait()
 	s.fig.cycles = int(s.completed.Load())
-	lcWaitPluginUp(t, s.n, lcPlugin, -1)
+	s.pluginPid(t)
 }
 
 // cycle is one container life: even cycles `docker run -d` a sleeper and
@@ -389,7 +389,8 @@ func (s *soak) pluginPid(t *testing.T) (pid int, id string) {
 	t.Helper()
 	pid, id = lcPluginPid(t, s.n, lcPlugin)
 	if pid == 0 {
-		pid = lcWaitPluginUp(t, s.n, lcPlugin, -1)
+		s.waitBack(t, -1, int64(lcLogMark(t, s.n)), "a moment without a daemon")
+		pid, id = lcPluginPid(t, s.n, lcPlugin)
 	}
 	return pid, id
 }
@@ -407,6 +408,7 @@ func (s *soak) kill(t *testing.T, batch bool) bool {
 		// Restarted between the lookup and now: take the new one.
 		pid, _ = s.pluginPid(t)
 	}
+	mark := int64(lcLogMark(t, s.n))
 	inRemoval := s.removing.Load() > 0
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill -9 %d: %v", pid, err)
@@ -423,8 +425,40 @@ func (s *soak) kill(t *testing.T, batch bool) bool {
 		}
 	}
 	s.mu.Unlock()
-	lcWaitPluginUp(t, s.n, lcPlugin, pid)
+	s.waitBack(t, pid, mark, "its daemon was SIGKILLed")
 	return inRemoval
+}
+
+// waitBack waits until the engine has the plugin running again in a
+// process other than oldPid, and has registered it. Engine 20.10 starts a
+// plugin, waits 0.5 s, dials its socket (4 tries, 3 s apart) and only then
+// registers the driver, which sends GetCapabilities. A second SIGKILL
+// before that check is over was seen here to make the engine give up on
+// the plugin and mark it disabled for good ("Sending SIGTERM to plugin
+// failed"), so the next event waits for the GetCapabilities of the new
+// process (the plugin logs it at debug level), or 3 s if none shows.
+func (s *soak) waitBack(t *testing.T, oldPid int, mark int64, after string) {
+	t.Helper()
+	disabledSince := time.Time{}
+	lab.Eventually(t, 60*time.Second, 100*time.Millisecond, "plugin back after "+after, func() error {
+		out, errOut, err := s.n.DockerErr("plugin", "inspect", "-f", "{{.Enabled}}", lcPlugin)
+		if err != nil {
+			return fmt.Errorf("plugin inspect: %v: %s", err, errOut)
+		}
+		if out != "true" {
+			if disabledSince.IsZero() {
+				disabledSince = time.Now()
+			}
+			return fmt.Errorf("the engine has marked the plugin disabled (for %v): it gave up restarting it",
+				time.Since(disabledSince).Round(time.Second))
+		}
+		disabledSince = time.Time{}
+		if pid, _ := lcPluginPid(t, s.n, lcPlugin); pid == 0 || pid == oldPid {
+			return fmt.Errorf("daemon pid %d (before: %d)", pid, oldPid)
+		}
+		return nil
+	})
+	soakWaitLog(s.n.LogPath(), mark, 3*time.Second, "plugin="+s.pluginID, "GetCapabilities")
 }
 
 // killDuringRemovals starts a batch of sleepers, launches `docker rm -f`
@@ -522,6 +556,7 @@ func soakWaitLog(path string, mark int64, timeout time.Duration, words ...string
 func (s *soak) disableEnable(t *testing.T, rng *rand.Rand) {
 	t.Helper()
 	pid, _ := s.pluginPid(t)
+	mark := int64(lcLogMark(t, s.n))
 	if _, errOut, err := s.n.DockerErr("plugin", "disable", "-f", lcPlugin); err != nil {
 		t.Errorf("docker plugin disable -f: %v: %s", err, errOut)
 	}
@@ -529,7 +564,7 @@ func (s *soak) disableEnable(t *testing.T, rng *rand.Rand) {
 	if _, errOut, err := s.n.DockerErr("plugin", "enable", lcPlugin); err != nil {
 		t.Fatalf("docker plugin enable after disable -f: %v: %s", err, errOut)
 	}
-	lcWaitPluginUp(t, s.n, lcPlugin, pid)
+	s.waitBack(t, pid, mark, "disable -f and enable")
 	s.mu.Lock()
 	s.fig.disables++
 	s.mu.Unlock()
@@ -543,11 +578,12 @@ func (s *soak) restart(t *testing.T) {
 	s.paused.Store(true)
 	defer s.paused.Store(false)
 	pid, _ := s.pluginPid(t)
+	mark := int64(lcLogMark(t, s.n))
 	s.n.Restart(t)
 	if s.swarm {
 		lab.WaitNodesReady(t, s.n, s.n)
 	}
-	lcWaitPluginUp(t, s.n, lcPlugin, pid)
+	s.waitBack(t, pid, mark, "the dockerd restart")
 	lab.Eventually(t, 60*time.Second, 250*time.Millisecond, soakKeeper+" running again (restart always)", func() error {
 		out, errOut, err := s.n.DockerErr("inspect", "-f", "{{.State.Status}} {{.State.Error}}", soakKeeper)
 		if err != nil || !strings.HasPrefix(out, "running") {

@@ -671,10 +671,9 @@ func (s *soak) drainCheck(t *testing.T) {
 		stale, keeperSeen = nil, false
 		if err == nil {
 			for _, e := range st.Endpoints {
-				switch {
-				case e.ID == keeperEP:
+				if e.ID == keeperEP {
 					keeperSeen = true
-				default:
+				} else {
 					stale = append(stale, e)
 				}
 			}
@@ -877,7 +876,7 @@ var (
 	// The engine's plugin client repeats the URL of the call it retries.
 	soakPostRE  = regexp.MustCompile(`Post \\?"http://[^"\\]*\\?": `)
 	soakRetryRE = regexp.MustCompile(`retrying in [0-9.]+m?s`)
-	soakCutRE   = regexp.MustCompile(`NetworkDriver\.(\w+)\\?": (?:EOF|read unix .*connection reset)`)
+	soakCutRE   = regexp.MustCompile(`NetworkDriver\.(\w+)\\?": (?:EOF|read unix .*connection reset|write unix .*broken pipe)`)
 	soakSockRE  = regexp.MustCompile(`(@->)?/run/docker/plugins/\S*?\.sock`)
 	soakLabRE   = regexp.MustCompile(`/tmp/mvs-lab-[0-9a-f]+`)
 )

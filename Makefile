@@ -47,7 +47,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK         := $(BUILD_DIR)/tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 
 .PHONY: all compile rootfs plugin create enable install upgrade push push-registry \
-	need-push-ref push-tool demo lint test test-unit test-e2e-push bench-parallel clean
+	need-push-ref push-tool demo lint test test-unit test-e2e-push bench-parallel soak clean
 
 all: plugin
 
@@ -146,6 +146,15 @@ test: lint plugin
 demo: plugin
 	@scripts/ensure-packages.sh
 	MVS_PLUGIN_DIR=$(CURDIR)/$(PLUGIN_DIR) $(GO) test -tags e2e -count=1 -v -run '^TestDemo$$' ./test/e2e/
+
+# The full churn soak (docs/reliability.md): 300 container life cycles, 10
+# at a time, 16 SIGKILLs of the plugin's daemon, disable/enable and a dockerd
+# restart, on a local network and on an attachable swarm network; then
+# nothing of a dead container may be left. `make test` runs a short one.
+soak: plugin
+	@scripts/ensure-packages.sh
+	MVS_SOAK_CYCLES=300 MVS_SOAK_PARALLEL=10 MVS_SOAK_KILLS=16 MVS_PLUGIN_DIR=$(CURDIR)/$(PLUGIN_DIR) \
+		$(GO) test -tags e2e -count=1 -timeout 60m -run '^TestChurnSoak$$' -v ./test/e2e/
 
 # Only the fast tests (no engines).
 test-unit:

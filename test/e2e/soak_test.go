@@ -24,17 +24,11 @@ package e2e
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -44,8 +38,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/macvlan-swarm/macvlan-swarm/test/e2e/lab"
 )
@@ -166,9 +158,6 @@ type soakFigures struct {
 	records                         string // what is known of the records
 	drain                           time.Duration
 	drained                         bool
-	keeperRecord, statusAvailable   bool
-	staleStateFile                  int // endpoints of dead containers in the state file
-	stateFileErr                    error
 	quarantinedIPs                  int
 }
 
@@ -656,17 +645,14 @@ func (s *soak) drainCheck(t *testing.T) {
 	if got := soakMacvlans(t, sandbox); len(got) != 1 {
 		t.Errorf("%s's namespace holds macvlan links %v, want exactly one", soakKeeper, got)
 	}
-	pluginID := n.Docker(t, "plugin", "inspect", "-f", "{{.Id}}", lcPlugin)
-	sock := soakSocketPath(t, n, pluginID)
-
 	var links []string
-	var stale []soakEndpoint
+	var stale []string
 	var statusErr error
 	keeperSeen := false
 	began := time.Now()
 	for {
 		links = soakMacvlans(t, n.NetNSPath())
-		st, err := soakPluginStatus(sock)
+		st, err := n.StatusErr(t, lcPlugin)
 		statusErr = err
 		stale, keeperSeen = nil, false
 		if err == nil {
@@ -674,14 +660,11 @@ func (s *soak) drainCheck(t *testing.T) {
 				if e.ID == keeperEP {
 					keeperSeen = true
 				} else {
-					stale = append(stale, e)
+					stale = append(stale, fmt.Sprintf("endpoint %s network %s link %s", e.ID, e.Network, e.Link))
 				}
 			}
 		}
-		recordsDone := err == nil && keeperSeen && len(stale) == 0
-		// Without /status the records can never be checked: wait for the
-		// links only.
-		if len(links) == 0 && (recordsDone || errors.Is(err, errNoStatus)) {
+		if len(links) == 0 && err == nil && keeperSeen && len(stale) == 0 {
 			s.fig.drained = true
 			break
 		}
@@ -699,26 +682,16 @@ func (s *soak) drainCheck(t *testing.T) {
 	switch {
 	case statusErr != nil:
 		s.fig.records = "unknown: " + statusErr.Error()
-		if errors.Is(statusErr, errNoStatus) {
-			s.fig.records = "unknown: plugin has no /status (it answers 404)"
-		}
 		t.Errorf("the plugin's endpoint records cannot be checked: %v", statusErr)
-		s.stateFileDiagnostic(t, pluginID, keeperEP)
 	default:
-		s.fig.statusAvailable = true
-		s.fig.keeperRecord = keeperSeen
 		s.fig.leakedRecords = len(stale)
 		s.fig.records = fmt.Sprintf("%d stale, long-lived container's record present: %v", len(stale), keeperSeen)
 		if !keeperSeen {
 			t.Errorf("the plugin has no record of %s's endpoint %s", soakKeeper, keeperEP[:12])
 		}
 		if len(stale) > 0 {
-			var lines []string
-			for _, e := range stale {
-				lines = append(lines, fmt.Sprintf("endpoint %s network %s link %s", e.ID, e.Network, e.Link))
-			}
 			t.Errorf("after %v the plugin still records %d endpoint(s) of dead containers (want only %s's %s):\n%s",
-				soakDrainTimeout, len(stale), soakKeeper, keeperEP[:12], strings.Join(lines, "\n"))
+				soakDrainTimeout, len(stale), soakKeeper, keeperEP[:12], strings.Join(stale, "\n"))
 		}
 	}
 }
@@ -738,130 +711,6 @@ func soakMacvlans(t *testing.T, nsPath string) []string {
 		}
 	}
 	return links
-}
-
-// ---------------------------------------------------------------------------
-// The plugin's records
-
-// errNoStatus marks a plugin that does not serve GET /status at all.
-var errNoStatus = errors.New("plugin has no /status")
-
-type soakEndpoint struct {
-	ID      string `json:"id"`
-	Network string `json:"network"`
-	Link    string `json:"link"`
-}
-
-// soakStatus is the part of the plugin's GET /status answer the soak reads;
-// other fields may appear.
-type soakStatus struct {
-	Networks []struct {
-		ID string `json:"id"`
-	} `json:"networks"`
-	Endpoints []soakEndpoint `json:"endpoints"`
-}
-
-// soakSocketPath finds the plugin's socket in the host mount namespace.
-// Found here with engine 20.10: the socket of a managed plugin is
-// /run/docker/plugins/<plugin id>/<socket>, whatever the engine's
-// --exec-root (the lab's exec root, <node dir>/exec, has no plugins/
-// folder); that folder is shared by every engine on the machine, the
-// plugin id keeps them apart. <exec root>/plugins/<id>/ is tried first in
-// case a newer engine follows its exec root.
-func soakSocketPath(t *testing.T, n *lab.Node, pluginID string) string {
-	t.Helper()
-	name := n.Docker(t, "plugin", "inspect", "-f", "{{.Config.Interface.Socket}}", lcPlugin)
-	candidates := []string{
-		filepath.Join(n.Dir, "exec", "plugins", pluginID, name),
-		filepath.Join("/run/docker/plugins", pluginID, name),
-	}
-	for _, c := range candidates {
-		if fi, err := os.Stat(c); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			return c
-		}
-	}
-	t.Fatalf("no socket of plugin %s at %s", pluginID[:12], strings.Join(candidates, " or "))
-	return ""
-}
-
-// soakPluginStatus asks the plugin's daemon for its records with GET
-// /status on its own socket. A plugin that answers 404 or 405 (the old
-// driver: "unknown method /status") gives an error wrapping errNoStatus.
-func soakPluginStatus(sock string) (*soakStatus, error) {
-	c := &http.Client{
-		Timeout: 5 * time.Second,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		}},
-	}
-	defer c.CloseIdleConnections()
-	resp, err := c.Get("http://plugin/status")
-	if err != nil {
-		return nil, fmt.Errorf("GET /status on %s: %w", sock, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("GET /status on %s: %w", sock, err)
-	}
-	switch {
-	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed:
-		return nil, fmt.Errorf("%w: GET /status on %s answered %s: %s", errNoStatus, sock, resp.Status, strings.TrimSpace(string(body)))
-	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("GET /status on %s answered %s: %s", sock, resp.Status, strings.TrimSpace(string(body)))
-	}
-	var st soakStatus
-	if err := json.Unmarshal(body, &st); err != nil {
-		return nil, fmt.Errorf("GET /status on %s: %w in %q", sock, err, body)
-	}
-	return &st, nil
-}
-
-// stateFileDiagnostic counts, for the log only, the endpoints of dead
-// containers in a copy of the plugin's state file: a stand-in figure while
-// the plugin has no /status. It reads the bucket layout of
-// docs/design.md; if that changed, it says so and nothing fails.
-func (s *soak) stateFileDiagnostic(t *testing.T, pluginID, keeperEP string) {
-	t.Helper()
-	src := lcStatePath(t, s.n, pluginID)
-	dst := filepath.Join(t.TempDir(), "state.db")
-	b, err := os.ReadFile(src)
-	if err == nil {
-		err = os.WriteFile(dst, b, 0o600)
-	}
-	var ids []string
-	if err == nil {
-		var db *bolt.DB
-		db, err = bolt.Open(dst, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
-		if err == nil {
-			err = db.View(func(tx *bolt.Tx) error {
-				eps := tx.Bucket([]byte("endpoints"))
-				if eps == nil {
-					return errors.New("no endpoints bucket")
-				}
-				return eps.ForEach(func(k, _ []byte) error {
-					ids = append(ids, string(k))
-					return nil
-				})
-			})
-			db.Close()
-		}
-	}
-	if err != nil {
-		s.fig.stateFileErr = err
-		t.Logf("state file %s could not be read for the stand-in count: %v", src, err)
-		return
-	}
-	var stale []string
-	for _, id := range ids {
-		if id != keeperEP {
-			stale = append(stale, id[:min(12, len(id))])
-		}
-	}
-	s.fig.staleStateFile = len(stale)
-	t.Logf("stand-in for /status: the state file holds %d endpoint record(s), %d of them of dead containers: %v",
-		len(ids), len(stale), stale)
 }
 
 // ---------------------------------------------------------------------------
@@ -972,9 +821,6 @@ func (s *soak) report(t *testing.T, mark int) {
 		kind = "attachable swarm network (one-node swarm)"
 	}
 	records := f.records
-	if !f.statusAvailable && f.stateFileErr == nil {
-		records += fmt.Sprintf("; stand-in from the state file: %d record(s) of dead containers", f.staleStateFile)
-	}
 	trouble, cut := s.engineTrouble(t, mark)
 	cutTotal := 0
 	for _, c := range cut {

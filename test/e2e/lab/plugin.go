@@ -153,17 +153,28 @@ type PluginStatus struct {
 	} `json:"endpoints"`
 }
 
-// Status asks the plugin name on node n for GET /status over its socket,
-// which engine 20.10 puts in /run/docker/plugins/<plugin id>/ whatever its
-// exec root (newer engines: <exec root>/plugins/<plugin id>/).
+// Status asks the plugin name on node n for GET /status, failing t if it
+// cannot.
 func (n *Node) Status(t testing.TB, name string) PluginStatus {
+	t.Helper()
+	s, err := n.StatusErr(t, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// StatusErr asks the plugin name on node n for GET /status over its socket,
+// which engine 20.10 puts in /run/docker/plugins/<plugin id>/ whatever the
+// engine's exec root (newer engines: <exec root>/plugins/<plugin id>/).
+func (n *Node) StatusErr(t testing.TB, name string) (PluginStatus, error) {
 	t.Helper()
 	id := n.Docker(t, "plugin", "inspect", "-f", "{{.Id}}", name)
 	// The socket's path is longer than a unix address may be (108 bytes):
 	// dial it through a short symbolic link to its folder.
 	short, err := os.MkdirTemp("/tmp", "mvss")
 	if err != nil {
-		t.Fatal(err)
+		return PluginStatus{}, err
 	}
 	defer os.RemoveAll(short)
 	dir := filepath.Join("/run/docker/plugins", id)
@@ -171,7 +182,7 @@ func (n *Node) Status(t testing.TB, name string) PluginStatus {
 		dir = filepath.Join(n.execRoot(), "plugins", id)
 	}
 	if err := os.Symlink(dir, filepath.Join(short, "p")); err != nil {
-		t.Fatal(err)
+		return PluginStatus{}, err
 	}
 	sock := filepath.Join(short, "p", "macvlan-swarm.sock")
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
@@ -179,18 +190,19 @@ func (n *Node) Status(t testing.TB, name string) PluginStatus {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 		},
 	}}
+	defer c.CloseIdleConnections()
+	var s PluginStatus
 	resp, err := c.Get("http://plugin/status")
 	if err != nil {
-		t.Fatalf("%s: GET /status on %s: %v", n.Name, sock, err)
+		return s, fmt.Errorf("%s: GET /status on %s: %w", n.Name, dir, err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("%s: GET /status: %s: %s", n.Name, resp.Status, body)
+		return s, fmt.Errorf("%s: GET /status on %s: %s: %s", n.Name, dir, resp.Status, body)
 	}
-	var s PluginStatus
 	if err := json.Unmarshal(body, &s); err != nil {
-		t.Fatalf("%s: GET /status: %v: %s", n.Name, err, body)
+		return s, fmt.Errorf("%s: GET /status: %w: %s", n.Name, err, body)
 	}
-	return s
+	return s, nil
 }

@@ -4,7 +4,8 @@
 # Creates and enables the plugin in DIR under NAME:TAG on the engine DOCKER
 # talks to, replacing an installed copy of the same name. `docker plugin rm`
 # deletes the old copy's propagated mount, where its saved networks and
-# endpoints live, so the state file is carried over to the new copy: networks
+# endpoints live, so its contents (the state file, whose name only the daemon
+# knows) are carried over to the new copy: networks
 # made with the old copy keep working. The settings the user changed on the
 # old copy (`docker plugin set`: PARENTS, SCOPE, LOG_LEVEL, …) are carried
 # over too, where the new copy declares them settable: networks naming a
@@ -18,7 +19,6 @@ set -eu
 runsrc=
 docker=$1 ref=$2 dir=$3
 here=$(dirname "$0")
-state=macvlan-swarm.db
 carry=""
 root=""
 settings=""
@@ -29,9 +29,9 @@ removed=""
 on_exit() {
 	status=$?
 	[ "$status" != 0 ] && [ -n "$removed" ] || return 0
-	if [ -n "$carry" ] && [ -f "$carry/$state" ]; then
-		echo "install: failed after removing the old copy; its saved networks are kept in $carry/$state:" >&2
-		echo "install: once $ref is created again (disabled), copy that file into $root/plugins/<its id>/propagated-mount/ and enable it" >&2
+	if [ -n "$carry" ] && [ -n "$(ls -A "$carry")" ]; then
+		echo "install: failed after removing the old copy; its saved networks are kept in $carry:" >&2
+		echo "install: once $ref is created again (disabled), copy what is in that folder into $root/plugins/<its id>/propagated-mount/ and enable it" >&2
 	fi
 	if [ -n "$settings" ]; then
 		echo "install: the old copy's settings, to set again with docker plugin set: $(printf '%s ' $settings)" >&2
@@ -60,10 +60,10 @@ if $docker plugin inspect "$ref" >/dev/null 2>&1; then
 	# The engine-run mount's source, when the user pointed it elsewhere.
 	runsrc=$($docker plugin inspect -f '{{range .Settings.Mounts}}{{if eq .Name "engine-run"}}{{.Source}}{{end}}{{end}}' "$ref" 2>/dev/null || true)
 	root=$($docker info -f '{{.DockerRootDir}}' 2>/dev/null || true)
-	old="$root/plugins/$id/propagated-mount/$state"
-	if [ -n "$root" ] && [ -f "$old" ]; then
+	old="$root/plugins/$id/propagated-mount"
+	if [ -n "$root" ] && [ -d "$old" ] && [ -n "$(ls -A "$old")" ]; then
 		carry=$(mktemp -d)
-		cp -p "$old" "$carry/$state"
+		cp -a "$old/." "$carry/"
 		echo "install: carrying the saved networks and endpoints over from the old copy"
 	else
 		echo "install: no saved state found at $old; networks made with the old copy must be created again" >&2
@@ -78,7 +78,7 @@ echo "install: creating $ref from $dir"
 if [ -n "$carry" ]; then
 	id=$($docker plugin inspect -f '{{.Id}}' "$ref")
 	mkdir -p "$root/plugins/$id/propagated-mount"
-	cp -p "$carry/$state" "$root/plugins/$id/propagated-mount/$state"
+	cp -a "$carry/." "$root/plugins/$id/propagated-mount/"
 	rm -rf "$carry"
 fi
 if [ -n "$settings" ]; then

@@ -34,6 +34,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/macvlan-swarm/macvlan-swarm/internal/store"
 	"github.com/macvlan-swarm/macvlan-swarm/test/e2e/lab"
 )
 
@@ -41,7 +42,7 @@ import (
 const lcPlugin = "macvlan-swarm:latest"
 
 // lcStateFile is the daemon's state file inside its propagated mount.
-const lcStateFile = "macvlan-swarm.db"
+const lcStateFile = store.FileName
 
 // lcNode is a lab node with the busybox image, on which the driver runs
 // under the name plugin.

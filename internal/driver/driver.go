@@ -121,16 +121,11 @@ func (d *Driver) Close() {
 }
 
 // GetCapabilities reports the configured scope. ConnectivityScope global is
-// what gives swarm service discovery on the network.
+// what gives swarm service discovery on the network. It never advertises
+// GwAllocChecker (engines >= 28), so GwAllocCheck is not served: on a LAN the
+// gateway is the router's address, which IPAM must keep reserving.
 func (d *Driver) GetCapabilities() (*protocol.CapabilitiesResponse, error) {
 	return &protocol.CapabilitiesResponse{Scope: d.scope, ConnectivityScope: d.scope}, nil
-}
-
-// GwAllocCheck is never called: the driver does not advertise the
-// GwAllocChecker capability, so engines >= 28 keep reserving the gateway,
-// which on a LAN is the router's address and must never go to a container.
-func (d *Driver) GwAllocCheck(*protocol.GwAllocCheckRequest) (*protocol.GwAllocCheckResponse, error) {
-	return &protocol.GwAllocCheckResponse{}, nil
 }
 
 // ProgramExternalConnectivity has nothing to do: a macvlan endpoint is on the

@@ -83,13 +83,6 @@ func (f *fakeDriver) GetCapabilities() (*protocol.CapabilitiesResponse, error) {
 	return f.caps, nil
 }
 
-func (f *fakeDriver) GwAllocCheck(r *protocol.GwAllocCheckRequest) (*protocol.GwAllocCheckResponse, error) {
-	if err := f.record("GwAllocCheck", r); err != nil {
-		return nil, err
-	}
-	return &protocol.GwAllocCheckResponse{}, nil
-}
-
 // AllocateNetwork echoes the user's options, as the real driver does.
 func (f *fakeDriver) AllocateNetwork(r *protocol.AllocateNetworkRequest) (*protocol.AllocateNetworkResponse, error) {
 	if err := f.record("AllocateNetwork", r); err != nil {

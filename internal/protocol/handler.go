@@ -38,7 +38,6 @@ func NewHandler(d Driver, log *slog.Logger) http.Handler {
 	route(h, "Plugin", "Activate", noRequest(activate))
 
 	route(h, "NetworkDriver", "GetCapabilities", noRequest(d.GetCapabilities))
-	route(h, "NetworkDriver", "GwAllocCheck", d.GwAllocCheck)
 	route(h, "NetworkDriver", "AllocateNetwork", d.AllocateNetwork)
 	route(h, "NetworkDriver", "FreeNetwork", errOnly(d.FreeNetwork))
 	route(h, "NetworkDriver", "CreateNetwork", errOnly(d.CreateNetwork))

@@ -13,7 +13,6 @@ package protocol
 // who typed the docker command.
 type Driver interface {
 	GetCapabilities() (*CapabilitiesResponse, error)
-	GwAllocCheck(*GwAllocCheckRequest) (*GwAllocCheckResponse, error)
 	AllocateNetwork(*AllocateNetworkRequest) (*AllocateNetworkResponse, error)
 	FreeNetwork(*FreeNetworkRequest) error
 	CreateNetwork(*CreateNetworkRequest) error
@@ -59,18 +58,6 @@ type ActivateResponse struct {
 type CapabilitiesResponse struct {
 	Scope             string
 	ConnectivityScope string
-	GwAllocChecker    bool `json:",omitempty"`
-}
-
-// GwAllocCheckRequest is sent by engines >= 28 when GwAllocChecker is set.
-type GwAllocCheckRequest struct {
-	Options map[string]any
-}
-
-// GwAllocCheckResponse tells the engine whether to skip gateway allocation.
-type GwAllocCheckResponse struct {
-	SkipIPv4 bool
-	SkipIPv6 bool
 }
 
 // IPAMData is one address pool. Gateway and AuxAddresses values are CIDR

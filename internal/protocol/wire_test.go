@@ -290,10 +290,6 @@ func TestGoldenResponses(t *testing.T) {
 		{name: "capabilities-local", path: "/NetworkDriver.GetCapabilities", set: func(f *fakeDriver) {
 			f.caps = &protocol.CapabilitiesResponse{Scope: protocol.ScopeLocal, ConnectivityScope: protocol.ScopeGlobal}
 		}},
-		{name: "capabilities-gw-alloc-checker", path: "/NetworkDriver.GetCapabilities", set: func(f *fakeDriver) {
-			f.caps = &protocol.CapabilitiesResponse{Scope: protocol.ScopeGlobal, ConnectivityScope: protocol.ScopeGlobal, GwAllocChecker: true}
-		}},
-		{name: "gw-alloc-check", path: "/NetworkDriver.GwAllocCheck", body: `{"Options":{}}`},
 		{name: "allocate-network", path: "/NetworkDriver.AllocateNetwork", wire: "engine-20.10-swarm/0007-AllocateNetwork.json"},
 		{name: "create-endpoint-mac", path: "/NetworkDriver.CreateEndpoint", wire: "engine-20.10-local/0010-CreateEndpoint.json",
 			set: func(f *fakeDriver) { f.endpoint = mac }},

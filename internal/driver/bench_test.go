@@ -25,6 +25,7 @@ import (
 	"github.com/macvlan-swarm/macvlan-swarm/internal/driver"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/model"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol/wiretest"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/store"
 )
 
@@ -55,7 +56,7 @@ func (s syncDelete) Retire(name string, _ uint32) error { return s.Delete(name) 
 func benchCycle(b *testing.B, o benchOpts) {
 	pl := newBench(b, o)
 	netID := swarmID("bench")
-	pl.ok(b, "CreateNetwork", netReq(netID, onEth0(), pool("10.128.0.0/9", "10.128.0.1/9")))
+	pl.ok(b, "CreateNetwork", wiretest.CreateNetwork(netID, onEth0(), wiretest.Pool("10.128.0.0/9", "10.128.0.1/9")))
 
 	// Ids and addresses are made before the clock starts; each iteration is
 	// a new container with a new endpoint id, as with the engine.
@@ -69,10 +70,10 @@ func benchCycle(b *testing.B, o benchOpts) {
 		a[1], a[2], a[3] = byte(n>>16), byte(n>>8), byte(n)
 		addr := netip.PrefixFrom(netip.AddrFrom4(a), 9).String()
 		cycles[i] = cycle{
-			create: mustJSON(b, epReq(netID, ep, addr, "", "")),
-			join:   mustJSON(b, joinReq(netID, ep)),
-			leave:  mustJSON(b, leaveReq(netID, ep)),
-			del:    mustJSON(b, delEpReq(netID, ep)),
+			create: mustJSON(b, wiretest.CreateEndpoint(netID, ep, addr, "", "")),
+			join:   mustJSON(b, wiretest.Join(netID, ep)),
+			leave:  mustJSON(b, wiretest.Leave(netID, ep)),
+			del:    mustJSON(b, wiretest.DeleteEndpoint(netID, ep)),
 		}
 	}
 	post := func(method string, body []byte) {

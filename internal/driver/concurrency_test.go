@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+
+	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol/wiretest"
 )
 
 // TestConcurrentEndpoints creates and joins 50 endpoints at once on one
@@ -17,7 +19,7 @@ func TestConcurrentEndpoints(t *testing.T) {
 	const n = 50
 	b := newBench(t, benchOpts{})
 	netID := swarmID("concurrent")
-	b.ok(t, "CreateNetwork", netReq(netID, onEth0(), pool("10.90.0.0/24", "10.90.0.1/24")))
+	b.ok(t, "CreateNetwork", wiretest.CreateNetwork(netID, onEth0(), wiretest.Pool("10.90.0.0/24", "10.90.0.1/24")))
 	eps := make([]string, n)
 	for i := range eps {
 		eps[i] = hexID(fmt.Sprintf("concurrent-%d", i))
@@ -61,10 +63,10 @@ func TestConcurrentEndpoints(t *testing.T) {
 	}
 
 	each(func(i int, ep string) error {
-		if _, err := post("CreateEndpoint", epReq(netID, ep, fmt.Sprintf("10.90.0.%d/24", i+10), "", "")); err != nil {
+		if _, err := post("CreateEndpoint", wiretest.CreateEndpoint(netID, ep, fmt.Sprintf("10.90.0.%d/24", i+10), "", "")); err != nil {
 			return err
 		}
-		m, err := post("Join", joinReq(netID, ep))
+		m, err := post("Join", wiretest.Join(netID, ep))
 		if err != nil {
 			return err
 		}
@@ -108,10 +110,10 @@ func TestConcurrentEndpoints(t *testing.T) {
 		}
 	})
 	each(func(i int, ep string) error {
-		if _, err := post("Leave", leaveReq(netID, ep)); err != nil {
+		if _, err := post("Leave", wiretest.Leave(netID, ep)); err != nil {
 			return err
 		}
-		_, err := post("DeleteEndpoint", delEpReq(netID, ep))
+		_, err := post("DeleteEndpoint", wiretest.DeleteEndpoint(netID, ep))
 		return err
 	})
 	close(stop)
@@ -121,7 +123,7 @@ func TestConcurrentEndpoints(t *testing.T) {
 	if got := len(b.d.Snapshot().Endpoints); got != 0 {
 		t.Errorf("driver holds %d endpoints after deleting all, want 0", got)
 	}
-	b.ok(t, "DeleteNetwork", delNetReq(netID))
+	b.ok(t, "DeleteNetwork", wiretest.DeleteNetwork(netID))
 	b.wantNoState(t)
 }
 
@@ -143,12 +145,12 @@ func TestConcurrentNetworks(t *testing.T) {
 				method string
 				req    any
 			}{
-				{"CreateNetwork", netReq(netID, map[string]string{"parent": parent}, pool(fmt.Sprintf("10.91.%d.0/24", i), fmt.Sprintf("10.91.%d.1/24", i)))},
-				{"CreateEndpoint", epReq(netID, ep, fmt.Sprintf("10.91.%d.2/24", i), "", "")},
-				{"Join", joinReq(netID, ep)},
-				{"Leave", leaveReq(netID, ep)},
-				{"DeleteEndpoint", delEpReq(netID, ep)},
-				{"DeleteNetwork", delNetReq(netID)},
+				{"CreateNetwork", wiretest.CreateNetwork(netID, map[string]string{"parent": parent}, wiretest.Pool(fmt.Sprintf("10.91.%d.0/24", i), fmt.Sprintf("10.91.%d.1/24", i)))},
+				{"CreateEndpoint", wiretest.CreateEndpoint(netID, ep, fmt.Sprintf("10.91.%d.2/24", i), "", "")},
+				{"Join", wiretest.Join(netID, ep)},
+				{"Leave", wiretest.Leave(netID, ep)},
+				{"DeleteEndpoint", wiretest.DeleteEndpoint(netID, ep)},
+				{"DeleteNetwork", wiretest.DeleteNetwork(netID)},
 			}
 			for _, s := range steps {
 				status, raw, err := b.do(s.method, s.req)

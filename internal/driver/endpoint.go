@@ -51,10 +51,7 @@ func endpointFromRequest(req *protocol.CreateEndpointRequest) (*model.Endpoint, 
 		return nil, fmt.Errorf("endpoint address from the engine: %w", err)
 	}
 	if iface.MacAddress != "" {
-		if e.MAC, err = net.ParseMAC(iface.MacAddress); err != nil || len(e.MAC) != 6 {
-			return nil, fmt.Errorf("MAC address %q is not valid: give six hex bytes, e.g. 02:42:0a:00:00:05", iface.MacAddress)
-		}
-		if err := link.CheckMAC(e.MAC); err != nil {
+		if e.MAC, err = link.ParseMAC(iface.MacAddress); err != nil {
 			return nil, err
 		}
 	}

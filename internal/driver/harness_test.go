@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,6 +29,7 @@ import (
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link/linktest"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol/wiretest"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/store"
 )
 
@@ -289,39 +289,6 @@ func swarmID(seed string) string {
 // hostLink is the name the driver gives an endpoint's host link.
 func hostLink(endpointID string) string { return "mvs" + endpointID[:12] }
 
-// ---- requests, shaped as the engine sends them ----
-
-// pool is an IPAM pool; the family decides which list netReq puts it in.
-func pool(subnet, gateway string) protocol.IPAMData {
-	return protocol.IPAMData{AddressSpace: "LocalDefault", Pool: subnet, Gateway: gateway}
-}
-
-// netReq builds a CreateNetwork request with the user's -o options in
-// generic and the pools sorted by family. enable_ipv6 is always sent, true
-// when there is an IPv6 pool, as the engine does.
-func netReq(id string, generic map[string]string, pools ...protocol.IPAMData) *protocol.CreateNetworkRequest {
-	g := map[string]any{}
-	for k, v := range generic {
-		g[k] = v
-	}
-	req := &protocol.CreateNetworkRequest{
-		NetworkID: id,
-		Options:   map[string]any{protocol.OptionGeneric: g},
-		IPv4Data:  []protocol.IPAMData{},
-		IPv6Data:  []protocol.IPAMData{},
-	}
-	for _, p := range pools {
-		// A malformed pool (tests of refusals) goes with the IPv4 ones.
-		if pfx, err := netip.ParsePrefix(p.Pool); err != nil || pfx.Addr().Is4() {
-			req.IPv4Data = append(req.IPv4Data, p)
-		} else {
-			req.IPv6Data = append(req.IPv6Data, p)
-		}
-	}
-	req.Options[protocol.OptionEnableIPv6] = len(req.IPv6Data) > 0
-	return req
-}
-
 // onEth0 is the minimal option set.
 func onEth0(extra ...string) map[string]string {
 	m := map[string]string{"parent": "eth0"}
@@ -329,36 +296,6 @@ func onEth0(extra ...string) map[string]string {
 		m[extra[i]] = extra[i+1]
 	}
 	return m
-}
-
-func epReq(netID, epID, v4, v6, mac string) *protocol.CreateEndpointRequest {
-	return &protocol.CreateEndpointRequest{
-		NetworkID:  netID,
-		EndpointID: epID,
-		Interface:  &protocol.EndpointInterface{Address: v4, AddressIPv6: v6, MacAddress: mac},
-		Options:    map[string]any{"com.docker.network.endpoint.exposedports": []any{}, "com.docker.network.portmap": []any{}},
-	}
-}
-
-func joinReq(netID, epID string) *protocol.JoinRequest {
-	return &protocol.JoinRequest{
-		NetworkID:  netID,
-		EndpointID: epID,
-		SandboxKey: "/var/run/docker/netns/" + epID[:12],
-		Options:    map[string]any{},
-	}
-}
-
-func leaveReq(netID, epID string) *protocol.LeaveRequest {
-	return &protocol.LeaveRequest{NetworkID: netID, EndpointID: epID}
-}
-
-func delEpReq(netID, epID string) *protocol.DeleteEndpointRequest {
-	return &protocol.DeleteEndpointRequest{NetworkID: netID, EndpointID: epID}
-}
-
-func delNetReq(netID string) *protocol.DeleteNetworkRequest {
-	return &protocol.DeleteNetworkRequest{NetworkID: netID}
 }
 
 // joinedLink checks a Join answer and returns the host link it names.
@@ -479,8 +416,8 @@ func (b *bench) wantUntouched(t testing.TB, name string, before untouched) {
 func (b *bench) netWithEndpoint(t testing.TB, netID, ep string, octet int) {
 	t.Helper()
 	subnet := fmt.Sprintf("10.%d.0.", octet)
-	b.ok(t, "CreateNetwork", netReq(netID, onEth0(), pool(subnet+"0/24", subnet+"1/24")))
-	b.ok(t, "CreateEndpoint", epReq(netID, ep, subnet+"2/24", "", ""))
+	b.ok(t, "CreateNetwork", wiretest.CreateNetwork(netID, onEth0(), wiretest.Pool(subnet+"0/24", subnet+"1/24")))
+	b.ok(t, "CreateEndpoint", wiretest.CreateEndpoint(netID, ep, subnet+"2/24", "", ""))
 }
 
 // mustContain checks a user-facing message mentions each of parts.

@@ -37,9 +37,9 @@ func TestLifecycleModes(t *testing.T) {
 			if i%2 == 1 {
 				netID = swarmID(mode)
 			}
-			wantEmpty(t, "CreateNetwork", b.ok(t, "CreateNetwork", netReq(netID,
+			wantEmpty(t, "CreateNetwork", b.ok(t, "CreateNetwork", wiretest.CreateNetwork(netID,
 				onEth0("macvlan_mode", mode, protocol.OptionMTU, "1400"),
-				pool("10.10.0.0/24", "10.10.0.1/24"))))
+				wiretest.Pool("10.10.0.0/24", "10.10.0.1/24"))))
 
 			// An endpoint without a MAC gets one derived from its address,
 			// and nothing else in the answer. A passthru link carries its
@@ -51,7 +51,7 @@ func TestLifecycleModes(t *testing.T) {
 			if mode == "passthru" {
 				wantMAC = eth0.MAC
 			}
-			got := b.ok(t, "CreateEndpoint", epReq(netID, ep1, "10.10.0.5/24", "", ""))
+			got := b.ok(t, "CreateEndpoint", wiretest.CreateEndpoint(netID, ep1, "10.10.0.5/24", "", ""))
 			want := map[string]any{"Interface": map[string]any{"MacAddress": wantMAC}}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("CreateEndpoint without MAC = %v, want %v", got, want)
@@ -60,13 +60,13 @@ func TestLifecycleModes(t *testing.T) {
 			macs := map[string]string{ep1: wantMAC}
 			if mode != "passthru" { // passthru takes one endpoint only
 				ep2 := hexID("ep2/" + mode)
-				wantEmpty(t, "CreateEndpoint with a MAC", b.ok(t, "CreateEndpoint", epReq(netID, ep2, "10.10.0.6/24", "", "02:aa:bb:cc:dd:01")))
+				wantEmpty(t, "CreateEndpoint with a MAC", b.ok(t, "CreateEndpoint", wiretest.CreateEndpoint(netID, ep2, "10.10.0.6/24", "", "02:aa:bb:cc:dd:01")))
 				endpoints = append(endpoints, ep2)
 				macs[ep2] = "02:aa:bb:cc:dd:01"
 			}
 
 			for _, ep := range endpoints {
-				j := b.ok(t, "Join", joinReq(netID, ep))
+				j := b.ok(t, "Join", wiretest.Join(netID, ep))
 				src := joinedLink(t, ep, j)
 				if j["Gateway"] != "10.10.0.1" {
 					t.Errorf("Join Gateway = %v, want the bare address 10.10.0.1", j["Gateway"])
@@ -107,15 +107,15 @@ func TestLifecycleModes(t *testing.T) {
 				container.SetUp(t, src)
 				b.lab.MoveBack(t, container, src)
 
-				wantEmpty(t, "Leave", b.ok(t, "Leave", leaveReq(netID, ep)))
-				wantEmpty(t, "DeleteEndpoint", b.ok(t, "DeleteEndpoint", delEpReq(netID, ep)))
+				wantEmpty(t, "Leave", b.ok(t, "Leave", wiretest.Leave(netID, ep)))
+				wantEmpty(t, "DeleteEndpoint", b.ok(t, "DeleteEndpoint", wiretest.DeleteEndpoint(netID, ep)))
 				b.d.Flush()
 				if b.hasLink(t, src) {
 					t.Errorf("%s still exists after DeleteEndpoint and Flush", src)
 				}
 			}
 
-			wantEmpty(t, "DeleteNetwork", b.ok(t, "DeleteNetwork", delNetReq(netID)))
+			wantEmpty(t, "DeleteNetwork", b.ok(t, "DeleteNetwork", wiretest.DeleteNetwork(netID)))
 			b.wantNoMvsLinks(t)
 			b.wantNoState(t)
 			b.wantUntouched(t, "eth0", eth0)
@@ -130,7 +130,7 @@ func TestLifecycleMTU(t *testing.T) {
 	b := newBench(t, benchOpts{})
 	parentMTU := b.getLink(t, "eth0").MTU
 
-	msg := b.refused(t, "CreateNetwork", netReq(hexID("big"), onEth0(protocol.OptionMTU, "9000"), pool("10.11.0.0/24", "10.11.0.1/24")))
+	msg := b.refused(t, "CreateNetwork", wiretest.CreateNetwork(hexID("big"), onEth0(protocol.OptionMTU, "9000"), wiretest.Pool("10.11.0.0/24", "10.11.0.1/24")))
 	mustContain(t, msg, "9000", strconv.Itoa(parentMTU), "eth0")
 	b.wantNoState(t)
 
@@ -141,10 +141,10 @@ func TestLifecycleMTU(t *testing.T) {
 			key = "mtu"
 		}
 		netID := hexID("mtu" + mtu)
-		b.ok(t, "CreateNetwork", netReq(netID, onEth0(key, mtu), pool("10.1"+strconv.Itoa(i)+".0.0/24", "")))
+		b.ok(t, "CreateNetwork", wiretest.CreateNetwork(netID, onEth0(key, mtu), wiretest.Pool("10.1"+strconv.Itoa(i)+".0.0/24", "")))
 		ep := hexID("ep" + mtu)
-		b.ok(t, "CreateEndpoint", epReq(netID, ep, "10.1"+strconv.Itoa(i)+".0.2/24", "", ""))
-		src := joinedLink(t, ep, b.ok(t, "Join", joinReq(netID, ep)))
+		b.ok(t, "CreateEndpoint", wiretest.CreateEndpoint(netID, ep, "10.1"+strconv.Itoa(i)+".0.2/24", "", ""))
+		src := joinedLink(t, ep, b.ok(t, "Join", wiretest.Join(netID, ep)))
 		if got := b.getLink(t, src).MTU; strconv.Itoa(got) != mtu {
 			t.Errorf("network with %s=%s: link MTU %d", key, mtu, got)
 		}
@@ -158,27 +158,27 @@ func TestLifecycleDualStack(t *testing.T) {
 	b := newBench(t, benchOpts{})
 
 	dual := swarmID("dual")
-	b.ok(t, "CreateNetwork", netReq(dual, onEth0(), pool("10.20.0.0/24", "10.20.0.1/24"), pool("fd00:20::/64", "fd00:20::1/64")))
+	b.ok(t, "CreateNetwork", wiretest.CreateNetwork(dual, onEth0(), wiretest.Pool("10.20.0.0/24", "10.20.0.1/24"), wiretest.Pool("fd00:20::/64", "fd00:20::1/64")))
 	ep := hexID("dual-ep")
-	got := b.ok(t, "CreateEndpoint", epReq(dual, ep, "10.20.0.7/24", "fd00:20::7/64", ""))
+	got := b.ok(t, "CreateEndpoint", wiretest.CreateEndpoint(dual, ep, "10.20.0.7/24", "fd00:20::7/64", ""))
 	want := map[string]any{"Interface": map[string]any{"MacAddress": "02:42:0a:14:00:07"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("dual-stack CreateEndpoint = %v, want %v", got, want)
 	}
-	j := b.ok(t, "Join", joinReq(dual, ep))
+	j := b.ok(t, "Join", wiretest.Join(dual, ep))
 	joinedLink(t, ep, j)
 	if j["Gateway"] != "10.20.0.1" || j["GatewayIPv6"] != "fd00:20::1" {
 		t.Errorf("dual-stack Join gateways = %v / %v, want 10.20.0.1 / fd00:20::1", j["Gateway"], j["GatewayIPv6"])
 	}
 
 	v6only := hexID("v6only")
-	req := netReq(v6only, onEth0(), pool("fd00:21::/64", "fd00:21::1/64"))
+	req := wiretest.CreateNetwork(v6only, onEth0(), wiretest.Pool("fd00:21::/64", "fd00:21::1/64"))
 	req.Options[protocol.OptionEnableIPv4] = false
 	b.ok(t, "CreateNetwork", req)
 
 	mac := func(epID string) string {
 		t.Helper()
-		m := b.ok(t, "CreateEndpoint", epReq(v6only, epID, "", "fd00:21::9/64", ""))
+		m := b.ok(t, "CreateEndpoint", wiretest.CreateEndpoint(v6only, epID, "", "fd00:21::9/64", ""))
 		in, _ := m["Interface"].(map[string]any)
 		s, _ := in["MacAddress"].(string)
 		if len(in) != 1 || !strings.HasPrefix(s, "06:") {
@@ -188,14 +188,14 @@ func TestLifecycleDualStack(t *testing.T) {
 	}
 	ep6 := hexID("v6-ep")
 	first := mac(ep6)
-	b.ok(t, "DeleteEndpoint", delEpReq(v6only, ep6))
+	b.ok(t, "DeleteEndpoint", wiretest.DeleteEndpoint(v6only, ep6))
 	if again := mac(ep6); again != first {
 		t.Errorf("IPv6-only endpoint got MAC %s, then %s for the same id", first, again)
 	}
 	if other := mac(hexID("v6-other")); other == first {
 		t.Errorf("two IPv6-only endpoints got the same MAC %s", other)
 	}
-	j = b.ok(t, "Join", joinReq(v6only, ep6))
+	j = b.ok(t, "Join", wiretest.Join(v6only, ep6))
 	src := joinedLink(t, ep6, j)
 	if _, ok := j["Gateway"]; ok || j["GatewayIPv6"] != "fd00:21::1" {
 		t.Errorf("IPv6-only Join gateways = %v / %v, want none / fd00:21::1", j["Gateway"], j["GatewayIPv6"])
@@ -205,7 +205,7 @@ func TestLifecycleDualStack(t *testing.T) {
 	}
 	// The same id gets the same MAC after a restart too: it is derived,
 	// not remembered.
-	b.ok(t, "DeleteEndpoint", delEpReq(v6only, ep6))
+	b.ok(t, "DeleteEndpoint", wiretest.DeleteEndpoint(v6only, ep6))
 	b.restart(t)
 	if again := mac(ep6); again != first {
 		t.Errorf("IPv6-only endpoint got MAC %s after a restart, %s before", again, first)
@@ -219,12 +219,12 @@ func TestLifecycleInternal(t *testing.T) {
 	b := newBench(t, benchOpts{})
 	for i, internal := range []any{true, false, "true"} {
 		netID := hexID("internal" + strconv.Itoa(i))
-		req := netReq(netID, onEth0(), pool("10.3"+strconv.Itoa(i)+".0.0/24", "10.3"+strconv.Itoa(i)+".0.1/24"), pool("fd00:3"+strconv.Itoa(i)+"::/64", "fd00:3"+strconv.Itoa(i)+"::1/64"))
+		req := wiretest.CreateNetwork(netID, onEth0(), wiretest.Pool("10.3"+strconv.Itoa(i)+".0.0/24", "10.3"+strconv.Itoa(i)+".0.1/24"), wiretest.Pool("fd00:3"+strconv.Itoa(i)+"::/64", "fd00:3"+strconv.Itoa(i)+"::1/64"))
 		req.Options[protocol.OptionInternal] = internal
 		b.ok(t, "CreateNetwork", req)
 		ep := hexID("internal-ep" + strconv.Itoa(i))
-		b.ok(t, "CreateEndpoint", epReq(netID, ep, "10.3"+strconv.Itoa(i)+".0.2/24", "fd00:3"+strconv.Itoa(i)+"::2/64", ""))
-		j := b.ok(t, "Join", joinReq(netID, ep))
+		b.ok(t, "CreateEndpoint", wiretest.CreateEndpoint(netID, ep, "10.3"+strconv.Itoa(i)+".0.2/24", "fd00:3"+strconv.Itoa(i)+"::2/64", ""))
+		j := b.ok(t, "Join", wiretest.Join(netID, ep))
 		joinedLink(t, ep, j)
 		_, gw4 := j["Gateway"]
 		_, gw6 := j["GatewayIPv6"]
@@ -245,51 +245,51 @@ func TestLifecycleSharedParentAndPassthru(t *testing.T) {
 	b := newBench(t, benchOpts{parents: []string{"eth0", "eth1"}})
 
 	a, c := hexID("shared-a"), swarmID("shared-b")
-	b.ok(t, "CreateNetwork", netReq(a, onEth0(), pool("10.40.0.0/24", "10.40.0.1/24")))
-	b.ok(t, "CreateNetwork", netReq(c, onEth0("macvlan_mode", "private"), pool("10.41.0.0/24", "10.41.0.1/24")))
+	b.ok(t, "CreateNetwork", wiretest.CreateNetwork(a, onEth0(), wiretest.Pool("10.40.0.0/24", "10.40.0.1/24")))
+	b.ok(t, "CreateNetwork", wiretest.CreateNetwork(c, onEth0("macvlan_mode", "private"), wiretest.Pool("10.41.0.0/24", "10.41.0.1/24")))
 	epA, epC := hexID("shared-a-ep"), hexID("shared-b-ep")
-	b.ok(t, "CreateEndpoint", epReq(a, epA, "10.40.0.2/24", "", ""))
-	b.ok(t, "CreateEndpoint", epReq(c, epC, "10.41.0.2/24", "", ""))
+	b.ok(t, "CreateEndpoint", wiretest.CreateEndpoint(a, epA, "10.40.0.2/24", "", ""))
+	b.ok(t, "CreateEndpoint", wiretest.CreateEndpoint(c, epC, "10.41.0.2/24", "", ""))
 	eth0 := b.getLink(t, "eth0").Index
 	for _, x := range [][2]string{{a, epA}, {c, epC}} {
-		src := joinedLink(t, x[1], b.ok(t, "Join", joinReq(x[0], x[1])))
+		src := joinedLink(t, x[1], b.ok(t, "Join", wiretest.Join(x[0], x[1])))
 		if got := b.getLink(t, src).ParentIndex; got != eth0 {
 			t.Errorf("%s on parent %d, want eth0 (%d)", src, got, eth0)
 		}
 	}
 
 	before := b.d.Snapshot()
-	msg := b.refused(t, "CreateNetwork", netReq(hexID("pt-on-busy"), onEth0("macvlan_mode", "passthru"), pool("10.42.0.0/24", "")))
+	msg := b.refused(t, "CreateNetwork", wiretest.CreateNetwork(hexID("pt-on-busy"), onEth0("macvlan_mode", "passthru"), wiretest.Pool("10.42.0.0/24", "")))
 	mustContain(t, msg, "passthru", "eth0")
 	if after := b.d.Snapshot(); !reflect.DeepEqual(before, after) {
 		t.Errorf("refused passthru network changed the state:\n before %+v\n after  %+v", before, after)
 	}
 
 	pt := hexID("pt")
-	b.ok(t, "CreateNetwork", netReq(pt, map[string]string{"parent": "eth1", "macvlan_mode": "passthru"}, pool("10.43.0.0/24", "10.43.0.1/24")))
-	msg = b.refused(t, "CreateNetwork", netReq(hexID("bridge-on-pt"), map[string]string{"parent": "eth1"}, pool("10.44.0.0/24", "")))
+	b.ok(t, "CreateNetwork", wiretest.CreateNetwork(pt, map[string]string{"parent": "eth1", "macvlan_mode": "passthru"}, wiretest.Pool("10.43.0.0/24", "10.43.0.1/24")))
+	msg = b.refused(t, "CreateNetwork", wiretest.CreateNetwork(hexID("bridge-on-pt"), map[string]string{"parent": "eth1"}, wiretest.Pool("10.44.0.0/24", "")))
 	mustContain(t, msg, "passthru", "eth1")
 	if n := len(b.d.Snapshot().Networks); n != 3 {
 		t.Errorf("driver holds %d networks, want 3", n)
 	}
 
 	ep1, ep2 := hexID("pt-ep1"), hexID("pt-ep2")
-	b.ok(t, "CreateEndpoint", epReq(pt, ep1, "10.43.0.2/24", "", ""))
-	msg = b.refused(t, "CreateEndpoint", epReq(pt, ep2, "10.43.0.3/24", "", ""))
+	b.ok(t, "CreateEndpoint", wiretest.CreateEndpoint(pt, ep1, "10.43.0.2/24", "", ""))
+	msg = b.refused(t, "CreateEndpoint", wiretest.CreateEndpoint(pt, ep2, "10.43.0.3/24", "", ""))
 	mustContain(t, msg, "passthru")
-	src := joinedLink(t, ep1, b.ok(t, "Join", joinReq(pt, ep1)))
+	src := joinedLink(t, ep1, b.ok(t, "Join", wiretest.Join(pt, ep1)))
 	if l := b.getLink(t, src); l.MacvlanMode != "passthru" || l.ParentIndex != b.getLink(t, "eth1").Index {
 		t.Errorf("%s is %s on %d, want passthru on eth1", src, l.MacvlanMode, l.ParentIndex)
 	}
 	// Once the first endpoint is gone, the next container gets the parent
 	// without waiting for a reaper batch.
-	b.ok(t, "Leave", leaveReq(pt, ep1))
-	b.ok(t, "DeleteEndpoint", delEpReq(pt, ep1))
-	b.ok(t, "CreateEndpoint", epReq(pt, ep2, "10.43.0.3/24", "", ""))
-	joinedLink(t, ep2, b.ok(t, "Join", joinReq(pt, ep2)))
+	b.ok(t, "Leave", wiretest.Leave(pt, ep1))
+	b.ok(t, "DeleteEndpoint", wiretest.DeleteEndpoint(pt, ep1))
+	b.ok(t, "CreateEndpoint", wiretest.CreateEndpoint(pt, ep2, "10.43.0.3/24", "", ""))
+	joinedLink(t, ep2, b.ok(t, "Join", wiretest.Join(pt, ep2)))
 
 	for _, id := range []string{a, c, pt} {
-		b.ok(t, "DeleteNetwork", delNetReq(id))
+		b.ok(t, "DeleteNetwork", wiretest.DeleteNetwork(id))
 	}
 	b.wantNoMvsLinks(t)
 	b.wantNoState(t)
@@ -302,22 +302,22 @@ func TestLifecycleParentOptions(t *testing.T) {
 	b := newBench(t, benchOpts{})
 
 	netID := swarmID("candidates")
-	b.ok(t, "CreateNetwork", netReq(netID, map[string]string{"parent": "nope0|eth0"}, pool("10.50.0.0/24", "10.50.0.1/24")))
+	b.ok(t, "CreateNetwork", wiretest.CreateNetwork(netID, map[string]string{"parent": "nope0|eth0"}, wiretest.Pool("10.50.0.0/24", "10.50.0.1/24")))
 	if s := b.d.Snapshot(); len(s.Networks) != 1 || s.Networks[0].Parent != "eth0" {
 		t.Errorf("parent nope0|eth0 resolved to %+v, want eth0", s.Networks)
 	}
 	ep := hexID("candidates-ep")
-	b.ok(t, "CreateEndpoint", epReq(netID, ep, "10.50.0.2/24", "", ""))
-	src := joinedLink(t, ep, b.ok(t, "Join", joinReq(netID, ep)))
+	b.ok(t, "CreateEndpoint", wiretest.CreateEndpoint(netID, ep, "10.50.0.2/24", "", ""))
+	src := joinedLink(t, ep, b.ok(t, "Join", wiretest.Join(netID, ep)))
 	if got := b.getLink(t, src).ParentIndex; got != b.getLink(t, "eth0").Index {
 		t.Errorf("%s on parent index %d, want eth0", src, got)
 	}
-	b.ok(t, "DeleteNetwork", delNetReq(netID))
+	b.ok(t, "DeleteNetwork", wiretest.DeleteNetwork(netID))
 
-	msg := b.refused(t, "CreateNetwork", netReq(hexID("missing"), map[string]string{"parent": "nope0"}, pool("10.51.0.0/24", "")))
+	msg := b.refused(t, "CreateNetwork", wiretest.CreateNetwork(hexID("missing"), map[string]string{"parent": "nope0"}, wiretest.Pool("10.51.0.0/24", "")))
 	mustContain(t, msg, `"nope0"`, "not found on this node", "eth0")
 
-	msg = b.refused(t, "CreateNetwork", netReq(hexID("typo"), map[string]string{"pparent": "eth0"}, pool("10.52.0.0/24", "")))
+	msg = b.refused(t, "CreateNetwork", wiretest.CreateNetwork(hexID("typo"), map[string]string{"pparent": "eth0"}, wiretest.Pool("10.52.0.0/24", "")))
 	mustContain(t, msg, `"pparent"`, "parent", "macvlan_mode", "mtu")
 
 	for _, opts := range []map[string]string{
@@ -350,24 +350,24 @@ func TestLifecycleRefusalsChangeNothing(t *testing.T) {
 	t.Parallel()
 	b := newBench(t, benchOpts{})
 	links := b.linkNames(t)
-	v4 := pool("10.60.0.0/24", "10.60.0.1/24")
-	noIPv4 := netReq(hexID("no-v4"), onEth0(), v4)
+	v4 := wiretest.Pool("10.60.0.0/24", "10.60.0.1/24")
+	noIPv4 := wiretest.CreateNetwork(hexID("no-v4"), onEth0(), v4)
 	noIPv4.Options[protocol.OptionEnableIPv4] = false
 	cases := map[string]*protocol.CreateNetworkRequest{
-		"missing parent":     netReq(hexID("1"), map[string]string{"parent": "nope0"}, v4),
-		"no parent":          netReq(hexID("2"), map[string]string{}, v4),
-		"unknown option":     netReq(hexID("3"), onEth0("pparent", "eth0"), v4),
-		"bad mode":           netReq(hexID("4"), onEth0("macvlan_mode", "bridgee"), v4),
-		"mtu not a number":   netReq(hexID("5"), onEth0("mtu", "big"), v4),
-		"mtu above parent":   netReq(hexID("6"), onEth0("mtu", "9000"), v4),
-		"mtu options differ": netReq(hexID("7"), onEth0("mtu", "1400", protocol.OptionMTU, "1300"), v4),
-		"loopback parent":    netReq(hexID("8"), map[string]string{"parent": "lo"}, v4),
-		"parent too long":    netReq(hexID("9"), map[string]string{"parent": "averyveryverylongname"}, v4),
-		"no pool":            netReq(hexID("10"), onEth0()),
-		"gateway outside":    netReq(hexID("11"), onEth0(), pool("10.61.0.0/24", "10.99.0.1/24")),
-		"bad pool":           netReq(hexID("12"), onEth0(), protocol.IPAMData{Pool: "10.62.0.0"}),
+		"missing parent":     wiretest.CreateNetwork(hexID("1"), map[string]string{"parent": "nope0"}, v4),
+		"no parent":          wiretest.CreateNetwork(hexID("2"), map[string]string{}, v4),
+		"unknown option":     wiretest.CreateNetwork(hexID("3"), onEth0("pparent", "eth0"), v4),
+		"bad mode":           wiretest.CreateNetwork(hexID("4"), onEth0("macvlan_mode", "bridgee"), v4),
+		"mtu not a number":   wiretest.CreateNetwork(hexID("5"), onEth0("mtu", "big"), v4),
+		"mtu above parent":   wiretest.CreateNetwork(hexID("6"), onEth0("mtu", "9000"), v4),
+		"mtu options differ": wiretest.CreateNetwork(hexID("7"), onEth0("mtu", "1400", protocol.OptionMTU, "1300"), v4),
+		"loopback parent":    wiretest.CreateNetwork(hexID("8"), map[string]string{"parent": "lo"}, v4),
+		"parent too long":    wiretest.CreateNetwork(hexID("9"), map[string]string{"parent": "averyveryverylongname"}, v4),
+		"no pool":            wiretest.CreateNetwork(hexID("10"), onEth0()),
+		"gateway outside":    wiretest.CreateNetwork(hexID("11"), onEth0(), wiretest.Pool("10.61.0.0/24", "10.99.0.1/24")),
+		"bad pool":           wiretest.CreateNetwork(hexID("12"), onEth0(), protocol.IPAMData{Pool: "10.62.0.0"}),
 		"ipv4 disabled only": noIPv4,
-		"empty id":           netReq("", onEth0(), v4),
+		"empty id":           wiretest.CreateNetwork("", onEth0(), v4),
 	}
 	names := make([]string, 0, len(cases))
 	for name := range cases {
@@ -399,7 +399,7 @@ func TestLifecycleRefusedRecreateKeepsNetwork(t *testing.T) {
 	b.netWithEndpoint(t, netID, ep, 65)
 	before := b.d.Snapshot()
 
-	b.refused(t, "CreateNetwork", netReq(netID, map[string]string{"parent": "nope0"}, pool("10.65.0.0/24", "10.65.0.1/24")))
+	b.refused(t, "CreateNetwork", wiretest.CreateNetwork(netID, map[string]string{"parent": "nope0"}, wiretest.Pool("10.65.0.0/24", "10.65.0.1/24")))
 	if after := b.d.Snapshot(); !reflect.DeepEqual(before, after) {
 		t.Errorf("a refused re-create changed the state:\n before %+v\n after  %+v", before, after)
 	}
@@ -415,25 +415,25 @@ func TestLifecycleIdempotentDeletes(t *testing.T) {
 	t.Parallel()
 	b := newBench(t, benchOpts{})
 	unknownNet, unknownEp := hexID("unknown-net"), hexID("unknown-ep")
-	wantEmpty(t, "DeleteEndpoint of an unknown endpoint", b.ok(t, "DeleteEndpoint", delEpReq(unknownNet, unknownEp)))
-	wantEmpty(t, "Leave of an unknown endpoint", b.ok(t, "Leave", leaveReq(unknownNet, unknownEp)))
-	wantEmpty(t, "DeleteNetwork of an unknown network", b.ok(t, "DeleteNetwork", delNetReq(unknownNet)))
-	wantEmpty(t, "DeleteNetwork of an unknown swarm network", b.ok(t, "DeleteNetwork", delNetReq(swarmID("unknown"))))
+	wantEmpty(t, "DeleteEndpoint of an unknown endpoint", b.ok(t, "DeleteEndpoint", wiretest.DeleteEndpoint(unknownNet, unknownEp)))
+	wantEmpty(t, "Leave of an unknown endpoint", b.ok(t, "Leave", wiretest.Leave(unknownNet, unknownEp)))
+	wantEmpty(t, "DeleteNetwork of an unknown network", b.ok(t, "DeleteNetwork", wiretest.DeleteNetwork(unknownNet)))
+	wantEmpty(t, "DeleteNetwork of an unknown swarm network", b.ok(t, "DeleteNetwork", wiretest.DeleteNetwork(swarmID("unknown"))))
 
 	netID := hexID("vanish")
 	ep := hexID("vanish-ep")
 	b.netWithEndpoint(t, netID, ep, 70)
-	src := joinedLink(t, ep, b.ok(t, "Join", joinReq(netID, ep)))
+	src := joinedLink(t, ep, b.ok(t, "Join", wiretest.Join(netID, ep)))
 	// The link disappears behind the driver's back (its container's
 	// namespace went, or an admin deleted it).
 	if err := b.lab.Handle().Delete(src); err != nil {
 		t.Fatal(err)
 	}
-	wantEmpty(t, "Leave", b.ok(t, "Leave", leaveReq(netID, ep)))
-	wantEmpty(t, "DeleteEndpoint of a vanished link", b.ok(t, "DeleteEndpoint", delEpReq(netID, ep)))
-	wantEmpty(t, "DeleteEndpoint again", b.ok(t, "DeleteEndpoint", delEpReq(netID, ep)))
-	wantEmpty(t, "DeleteNetwork", b.ok(t, "DeleteNetwork", delNetReq(netID)))
-	wantEmpty(t, "DeleteNetwork again", b.ok(t, "DeleteNetwork", delNetReq(netID)))
+	wantEmpty(t, "Leave", b.ok(t, "Leave", wiretest.Leave(netID, ep)))
+	wantEmpty(t, "DeleteEndpoint of a vanished link", b.ok(t, "DeleteEndpoint", wiretest.DeleteEndpoint(netID, ep)))
+	wantEmpty(t, "DeleteEndpoint again", b.ok(t, "DeleteEndpoint", wiretest.DeleteEndpoint(netID, ep)))
+	wantEmpty(t, "DeleteNetwork", b.ok(t, "DeleteNetwork", wiretest.DeleteNetwork(netID)))
+	wantEmpty(t, "DeleteNetwork again", b.ok(t, "DeleteNetwork", wiretest.DeleteNetwork(netID)))
 	b.wantNoMvsLinks(t)
 	b.wantNoState(t)
 
@@ -441,12 +441,12 @@ func TestLifecycleIdempotentDeletes(t *testing.T) {
 	// cleaning up after a crash); the endpoint's own deletes then find
 	// nothing, and the link is not left behind.
 	ep = hexID("net-first-ep")
-	b.ok(t, "CreateNetwork", netReq(netID, onEth0(), pool("10.70.0.0/24", "10.70.0.1/24")))
-	b.ok(t, "CreateEndpoint", epReq(netID, ep, "10.70.0.3/24", "", ""))
-	joinedLink(t, ep, b.ok(t, "Join", joinReq(netID, ep)))
-	wantEmpty(t, "DeleteNetwork with a joined endpoint", b.ok(t, "DeleteNetwork", delNetReq(netID)))
-	wantEmpty(t, "Leave after DeleteNetwork", b.ok(t, "Leave", leaveReq(netID, ep)))
-	wantEmpty(t, "DeleteEndpoint after DeleteNetwork", b.ok(t, "DeleteEndpoint", delEpReq(netID, ep)))
+	b.ok(t, "CreateNetwork", wiretest.CreateNetwork(netID, onEth0(), wiretest.Pool("10.70.0.0/24", "10.70.0.1/24")))
+	b.ok(t, "CreateEndpoint", wiretest.CreateEndpoint(netID, ep, "10.70.0.3/24", "", ""))
+	joinedLink(t, ep, b.ok(t, "Join", wiretest.Join(netID, ep)))
+	wantEmpty(t, "DeleteNetwork with a joined endpoint", b.ok(t, "DeleteNetwork", wiretest.DeleteNetwork(netID)))
+	wantEmpty(t, "Leave after DeleteNetwork", b.ok(t, "Leave", wiretest.Leave(netID, ep)))
+	wantEmpty(t, "DeleteEndpoint after DeleteNetwork", b.ok(t, "DeleteEndpoint", wiretest.DeleteEndpoint(netID, ep)))
 	b.wantNoMvsLinks(t)
 	b.wantNoState(t)
 	b.restart(t)
@@ -551,7 +551,7 @@ func TestLifecycleActivate(t *testing.T) {
 		t.Errorf("Plugin.Activate = %v, want %v", got, want)
 	}
 	// Joining an endpoint the driver never heard of says so.
-	msg := b.refused(t, "Join", joinReq(hexID("n"), hexID("e")))
+	msg := b.refused(t, "Join", wiretest.Join(hexID("n"), hexID("e")))
 	mustContain(t, msg, hexID("e")[:12])
 	if !errors.Is(func() error { _, err := b.lab.Handle().Get(hostLink(hexID("e"))); return err }(), link.ErrNotFound) {
 		t.Error("a refused Join left a host link")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol/wiretest"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/store"
 )
 
@@ -45,14 +46,7 @@ func stop(d *Driver) {
 }
 
 func createNet(id, parent string) *protocol.CreateNetworkRequest {
-	return &protocol.CreateNetworkRequest{
-		NetworkID: id,
-		Options: map[string]any{
-			protocol.OptionGeneric:    map[string]any{"parent": parent},
-			protocol.OptionEnableIPv6: false,
-		},
-		IPv4Data: []protocol.IPAMData{{AddressSpace: "LocalDefault", Pool: "10.20.0.0/24", Gateway: "10.20.0.1/24"}},
-	}
+	return wiretest.CreateNetwork(id, map[string]string{"parent": parent}, wiretest.Pool("10.20.0.0/24", "10.20.0.1/24"))
 }
 
 const (
@@ -64,14 +58,14 @@ const (
 // addEndpoint creates endpoint id with IPv4 address addr on network netA.
 func addEndpoint(t *testing.T, d *Driver, id, addr string) {
 	t.Helper()
-	_, err := d.CreateEndpoint(&protocol.CreateEndpointRequest{NetworkID: netA, EndpointID: id, Interface: &protocol.EndpointInterface{Address: addr}})
+	_, err := d.CreateEndpoint(wiretest.CreateEndpoint(netA, id, addr, "", ""))
 	mustOK(t, err)
 }
 
 // join joins endpoint id of network netA.
 func join(t *testing.T, d *Driver, id string) {
 	t.Helper()
-	_, err := d.Join(&protocol.JoinRequest{NetworkID: netA, EndpointID: id})
+	_, err := d.Join(wiretest.Join(netA, id))
 	mustOK(t, err)
 }
 
@@ -97,11 +91,11 @@ func TestVLANParentCreatedSharedAndReleasedByLastNetwork(t *testing.T) {
 		}
 	}
 
-	mustOK(t, d.DeleteNetwork(&protocol.DeleteNetworkRequest{NetworkID: netA}))
+	mustOK(t, d.DeleteNetwork(wiretest.DeleteNetwork(netA)))
 	if !f.has("eth0.20") {
 		t.Fatal("VLAN parent deleted while network B still uses it")
 	}
-	mustOK(t, d.DeleteNetwork(&protocol.DeleteNetworkRequest{NetworkID: netB}))
+	mustOK(t, d.DeleteNetwork(wiretest.DeleteNetwork(netB)))
 	if f.has("eth0.20") {
 		t.Fatal("VLAN parent left behind after the last network went")
 	}
@@ -118,7 +112,7 @@ func TestUserVLANParentIsNeverDeleted(t *testing.T) {
 	if d.Snapshot().Networks[0].ParentCreated {
 		t.Fatal("a user's link recorded as created by the driver")
 	}
-	mustOK(t, d.DeleteNetwork(&protocol.DeleteNetworkRequest{NetworkID: netA}))
+	mustOK(t, d.DeleteNetwork(wiretest.DeleteNetwork(netA)))
 	if !f.has("eth0.30") {
 		t.Fatal("the user's VLAN link was deleted")
 	}
@@ -133,7 +127,7 @@ func TestVLANParentReplacedByUserIsLeftAlone(t *testing.T) {
 	f.mu.Lock()
 	f.add(link.Info{Name: "eth0.20", Kind: "bridge", MTU: 1500})
 	f.mu.Unlock()
-	mustOK(t, d.DeleteNetwork(&protocol.DeleteNetworkRequest{NetworkID: netA}))
+	mustOK(t, d.DeleteNetwork(wiretest.DeleteNetwork(netA)))
 	if !f.has("eth0.20") {
 		t.Fatal("deleted a link that is not the VLAN link the driver made")
 	}
@@ -188,7 +182,7 @@ func TestRebootRecreatesVLANParent(t *testing.T) {
 	if i, err := f2.Get("eth0.20"); err != nil || i.Kind != "vlan" {
 		t.Fatalf("VLAN parent not re-created on restore: %+v %v", i, err)
 	}
-	resp, err := d2.Join(&protocol.JoinRequest{NetworkID: netA, EndpointID: ep1, SandboxKey: "/var/run/docker/netns/x"})
+	resp, err := d2.Join(wiretest.Join(netA, ep1))
 	mustOK(t, err)
 	if resp.InterfaceName.SrcName != linkName(ep1) || !f2.has(linkName(ep1)) {
 		t.Fatalf("join after reboot: %+v", resp)
@@ -216,18 +210,18 @@ func TestSwarmCreateDeleteCyclesKeepVLANCorrect(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		mustOK(t, d.CreateNetwork(createNet(netA, "eth0.20")))
 		mustOK(t, d.CreateNetwork(createNet(netA, "eth0.20"))) // a repeat is harmless
-		mustOK(t, d.DeleteNetwork(&protocol.DeleteNetworkRequest{NetworkID: netA}))
+		mustOK(t, d.DeleteNetwork(wiretest.DeleteNetwork(netA)))
 		if !f.has("eth0.20") {
 			t.Fatalf("cycle %d: shared VLAN parent deleted", i)
 		}
 	}
-	mustOK(t, d.DeleteNetwork(&protocol.DeleteNetworkRequest{NetworkID: netB}))
+	mustOK(t, d.DeleteNetwork(wiretest.DeleteNetwork(netB)))
 	for i := 0; i < 3; i++ {
 		mustOK(t, d.CreateNetwork(createNet(netA, "eth0.20")))
 		if !f.has("eth0.20") {
 			t.Fatalf("cycle %d: VLAN parent not created", i)
 		}
-		mustOK(t, d.DeleteNetwork(&protocol.DeleteNetworkRequest{NetworkID: netA}))
+		mustOK(t, d.DeleteNetwork(wiretest.DeleteNetwork(netA)))
 		if f.has("eth0.20") {
 			t.Fatalf("cycle %d: VLAN parent left behind", i)
 		}
@@ -244,7 +238,7 @@ func TestReaperLeavesForeignLinkInItsGroup(t *testing.T) {
 	f.mu.Lock()
 	f.add(link.Info{Name: "theirs0", Kind: "veth", Group: RetireGroup})
 	f.mu.Unlock()
-	mustOK(t, d.DeleteEndpoint(&protocol.DeleteEndpointRequest{NetworkID: netA, EndpointID: ep1}))
+	mustOK(t, d.DeleteEndpoint(wiretest.DeleteEndpoint(netA, ep1)))
 	d.Flush()
 	if f.has(linkName(ep1)) {
 		t.Fatal("retired link not deleted")
@@ -271,7 +265,7 @@ func TestReaperBatchesDeletes(t *testing.T) {
 		join(t, d, id)
 	}
 	for _, id := range ids {
-		mustOK(t, d.DeleteEndpoint(&protocol.DeleteEndpointRequest{NetworkID: netA, EndpointID: id}))
+		mustOK(t, d.DeleteEndpoint(wiretest.DeleteEndpoint(netA, id)))
 	}
 	d.Flush()
 	groups, singles := 0, 0
@@ -356,7 +350,7 @@ func TestRecreateAfterWorkerCrashDropsDeadEndpoints(t *testing.T) {
 		t.Fatal("a dead endpoint's host link was left")
 	}
 	ep2 := strings.Repeat("2", 64)
-	if _, err := d.CreateEndpoint(&protocol.CreateEndpointRequest{NetworkID: netA, EndpointID: ep2, Interface: &protocol.EndpointInterface{Address: "10.20.0.6/24"}}); err != nil {
+	if _, err := d.CreateEndpoint(wiretest.CreateEndpoint(netA, ep2, "10.20.0.6/24", "", "")); err != nil {
 		t.Fatalf("new task on the passthru network after the crash: %v", err)
 	}
 }

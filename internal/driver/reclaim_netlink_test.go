@@ -10,6 +10,7 @@ import (
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/driver"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link/linktest"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol/wiretest"
 )
 
 // TestReclaimOnRealNetlink plays three containers on real netlink, the
@@ -24,7 +25,7 @@ func TestReclaimOnRealNetlink(t *testing.T) {
 	// link, as the production 30 s cover the engine's.
 	b := newBench(t, benchOpts{reclaim: driver.ReclaimConfig{Interval: 50 * time.Millisecond, Grace: 2 * time.Second}})
 	netID := hexID("reclaim")
-	b.ok(t, "CreateNetwork", netReq(netID, onEth0(), pool("10.86.0.0/24", "10.86.0.1/24")))
+	b.ok(t, "CreateNetwork", wiretest.CreateNetwork(netID, onEth0(), wiretest.Pool("10.86.0.0/24", "10.86.0.1/24")))
 	sandboxes := filepath.Join(t.TempDir(), "netns")
 	if err := os.Mkdir(sandboxes, 0o755); err != nil {
 		t.Fatal(err)
@@ -40,8 +41,8 @@ func TestReclaimOnRealNetlink(t *testing.T) {
 		if err := os.WriteFile(c.sandbox, nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		b.ok(t, "CreateEndpoint", epReq(netID, c.ep, fmt.Sprintf("10.86.0.%d/24", octet), "", ""))
-		req := joinReq(netID, c.ep)
+		b.ok(t, "CreateEndpoint", wiretest.CreateEndpoint(netID, c.ep, fmt.Sprintf("10.86.0.%d/24", octet), "", ""))
+		req := wiretest.Join(netID, c.ep)
 		req.SandboxKey = c.sandbox
 		c.src = joinedLink(t, c.ep, b.ok(t, "Join", req))
 		b.lab.MoveTo(t, c.src, ns)
@@ -57,7 +58,7 @@ func TestReclaimOnRealNetlink(t *testing.T) {
 	}
 	// left: Leave, the link back in the host, and DeleteEndpoint lost.
 	b.lab.MoveBack(t, leftNS, left.src)
-	b.ok(t, "Leave", leaveReq(netID, left.ep))
+	b.ok(t, "Leave", wiretest.Leave(netID, left.ep))
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -78,8 +79,8 @@ func TestReclaimOnRealNetlink(t *testing.T) {
 		t.Errorf("the running container's link is gone: %v", err)
 	}
 	// The running container's endpoint still works end to end.
-	b.ok(t, "Leave", leaveReq(netID, running.ep))
+	b.ok(t, "Leave", wiretest.Leave(netID, running.ep))
 	b.lab.MoveBack(t, runningNS, running.src)
-	wantEmpty(t, "DeleteEndpoint", b.ok(t, "DeleteEndpoint", delEpReq(netID, running.ep)))
+	wantEmpty(t, "DeleteEndpoint", b.ok(t, "DeleteEndpoint", wiretest.DeleteEndpoint(netID, running.ep)))
 	b.wantNoMvsLinks(t)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol/wiretest"
 )
 
 // sandboxDir is a stand-in for the engine's <exec-root>/netns: a file per
@@ -32,7 +33,9 @@ func newSandbox(t *testing.T, dir, name string) string {
 
 func joinIn(t *testing.T, d *Driver, id, sandbox string) {
 	t.Helper()
-	_, err := d.Join(&protocol.JoinRequest{NetworkID: netA, EndpointID: id, SandboxKey: sandbox})
+	req := wiretest.Join(netA, id)
+	req.SandboxKey = sandbox
+	_, err := d.Join(req)
 	mustOK(t, err)
 }
 
@@ -69,7 +72,7 @@ func TestReclaimDeadContainersOnly(t *testing.T) {
 	newSandbox(t, dir, replaced[:12]+".tmp")
 	mustOK(t, os.Rename(filepath.Join(dir, replaced[:12]+".tmp"), filepath.Join(dir, replaced[:12])))
 	// left: Leave came (the link is back), DeleteEndpoint never did.
-	mustOK(t, d.Leave(&protocol.LeaveRequest{NetworkID: netA, EndpointID: left}))
+	mustOK(t, d.Leave(wiretest.Leave(netA, left)))
 	// back: its link is back in the host namespace without a Leave seen.
 	// moving: the same, but the engine moves it away before the next sweep.
 	for _, e := range []string{left, back, moving} {
@@ -192,7 +195,7 @@ func TestCreateEndpointRefusesTakenMACAndForeignAddress(t *testing.T) {
 	mustOK(t, d.CreateNetwork(createNet(netB, "eth1")))
 	mac := "02:aa:bb:cc:dd:01"
 	req := func(netID, epID, addr, mac string) *protocol.CreateEndpointRequest {
-		return &protocol.CreateEndpointRequest{NetworkID: netID, EndpointID: epID, Interface: &protocol.EndpointInterface{Address: addr, MacAddress: mac}}
+		return wiretest.CreateEndpoint(netID, epID, addr, "", mac)
 	}
 	_, err := d.CreateEndpoint(req(netA, ep1, "10.20.0.2/24", mac))
 	mustOK(t, err)

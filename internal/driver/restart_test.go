@@ -10,6 +10,7 @@ import (
 	"github.com/macvlan-swarm/macvlan-swarm/internal/driver"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/model"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol/wiretest"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/store"
 )
 
@@ -21,11 +22,11 @@ func TestRestartSameStateFile(t *testing.T) {
 	t.Parallel()
 	b := newBench(t, benchOpts{})
 	netID := swarmID("restart")
-	b.ok(t, "CreateNetwork", netReq(netID, onEth0("macvlan_mode", "vepa", "mtu", "1400"), pool("10.80.0.0/24", "10.80.0.1/24")))
+	b.ok(t, "CreateNetwork", wiretest.CreateNetwork(netID, onEth0("macvlan_mode", "vepa", "mtu", "1400"), wiretest.Pool("10.80.0.0/24", "10.80.0.1/24")))
 	ep1, ep2 := hexID("restart-1"), hexID("restart-2")
-	b.ok(t, "CreateEndpoint", epReq(netID, ep1, "10.80.0.2/24", "", ""))
-	b.ok(t, "CreateEndpoint", epReq(netID, ep2, "10.80.0.3/24", "", "02:aa:00:00:00:03"))
-	src1 := joinedLink(t, ep1, b.ok(t, "Join", joinReq(netID, ep1)))
+	b.ok(t, "CreateEndpoint", wiretest.CreateEndpoint(netID, ep1, "10.80.0.2/24", "", ""))
+	b.ok(t, "CreateEndpoint", wiretest.CreateEndpoint(netID, ep2, "10.80.0.3/24", "", "02:aa:00:00:00:03"))
+	src1 := joinedLink(t, ep1, b.ok(t, "Join", wiretest.Join(netID, ep1)))
 	// ep1's container holds its link while the daemon restarts.
 	container := b.lab.NewPeerNamespace(t)
 	b.lab.MoveTo(t, src1, container)
@@ -36,7 +37,7 @@ func TestRestartSameStateFile(t *testing.T) {
 		t.Fatalf("state after restart differs:\n before %+v\n after  %+v", before, after)
 	}
 
-	j := b.ok(t, "Join", joinReq(netID, ep2))
+	j := b.ok(t, "Join", wiretest.Join(netID, ep2))
 	src2 := joinedLink(t, ep2, j)
 	if j["Gateway"] != "10.80.0.1" {
 		t.Errorf("Join after restart: Gateway %v, want 10.80.0.1", j["Gateway"])
@@ -47,10 +48,10 @@ func TestRestartSameStateFile(t *testing.T) {
 	}
 	b.lab.MoveBack(t, container, src1)
 	for _, ep := range []string{ep1, ep2} {
-		b.ok(t, "Leave", leaveReq(netID, ep))
-		b.ok(t, "DeleteEndpoint", delEpReq(netID, ep))
+		b.ok(t, "Leave", wiretest.Leave(netID, ep))
+		b.ok(t, "DeleteEndpoint", wiretest.DeleteEndpoint(netID, ep))
 	}
-	b.ok(t, "DeleteNetwork", delNetReq(netID))
+	b.ok(t, "DeleteNetwork", wiretest.DeleteNetwork(netID))
 	b.wantNoMvsLinks(t)
 	b.wantNoState(t)
 }
@@ -63,7 +64,7 @@ func TestRestartAfterReboot(t *testing.T) {
 	netID := hexID("reboot")
 	ep := hexID("reboot-ep")
 	b.netWithEndpoint(t, netID, ep, 81)
-	src := joinedLink(t, ep, b.ok(t, "Join", joinReq(netID, ep)))
+	src := joinedLink(t, ep, b.ok(t, "Join", wiretest.Join(netID, ep)))
 
 	b.stop(t)
 	for _, l := range b.mvsLinks(t) {
@@ -76,15 +77,15 @@ func TestRestartAfterReboot(t *testing.T) {
 	if s := b.d.Snapshot(); len(s.Networks) != 1 || len(s.Endpoints) != 1 {
 		t.Fatalf("after the reboot the driver holds %+v, want the network and its endpoint", s)
 	}
-	if got := joinedLink(t, ep, b.ok(t, "Join", joinReq(netID, ep))); got != src {
+	if got := joinedLink(t, ep, b.ok(t, "Join", wiretest.Join(netID, ep))); got != src {
 		t.Errorf("Join after reboot names %s, before %s", got, src)
 	}
 	if l := b.getLink(t, src); l.MAC.String() != "02:42:0a:51:00:02" {
 		t.Errorf("re-created link has MAC %s, want 02:42:0a:51:00:02", l.MAC)
 	}
-	b.ok(t, "Leave", leaveReq(netID, ep))
-	b.ok(t, "DeleteEndpoint", delEpReq(netID, ep))
-	b.ok(t, "DeleteNetwork", delNetReq(netID))
+	b.ok(t, "Leave", wiretest.Leave(netID, ep))
+	b.ok(t, "DeleteEndpoint", wiretest.DeleteEndpoint(netID, ep))
+	b.ok(t, "DeleteNetwork", wiretest.DeleteNetwork(netID))
 	b.wantNoMvsLinks(t)
 }
 
@@ -97,12 +98,12 @@ func TestRestartJoinOverLeftoverLink(t *testing.T) {
 	netID := hexID("leftover")
 	ep := hexID("leftover-ep")
 	b.netWithEndpoint(t, netID, ep, 82)
-	src := joinedLink(t, ep, b.ok(t, "Join", joinReq(netID, ep)))
+	src := joinedLink(t, ep, b.ok(t, "Join", wiretest.Join(netID, ep)))
 	b.restart(t)
 	if !b.hasLink(t, src) {
 		t.Fatalf("restore deleted %s, which belongs to a live endpoint", src)
 	}
-	joinedLink(t, ep, b.ok(t, "Join", joinReq(netID, ep)))
+	joinedLink(t, ep, b.ok(t, "Join", wiretest.Join(netID, ep)))
 	if !b.hasLink(t, src) {
 		t.Fatalf("second Join left no %s", src)
 	}
@@ -190,7 +191,7 @@ func TestRestartDropsEndpointsOfMissingNetworks(t *testing.T) {
 		t.Errorf("after load the driver holds %+v, want one network and only %s", s, kept.ID[:12])
 	}
 	// The kept endpoint works.
-	joinedLink(t, kept.ID, b.ok(t, "Join", joinReq(netID, kept.ID)))
+	joinedLink(t, kept.ID, b.ok(t, "Join", wiretest.Join(netID, kept.ID)))
 
 	b.stop(t)
 	st, err = store.Open(b.dir)

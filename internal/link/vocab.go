@@ -89,6 +89,16 @@ func SplitVLAN(name string) (base string, vid int, isVLAN bool, err error) {
 	return name[:i], vid, true, nil
 }
 
+// ParseMAC reads a container's MAC address ("02:42:0a:00:00:05") and checks
+// it with CheckMAC.
+func ParseMAC(s string) (net.HardwareAddr, error) {
+	mac, err := net.ParseMAC(s)
+	if err != nil || len(mac) != 6 {
+		return nil, fmt.Errorf("MAC address %q is not valid: give six hex bytes, e.g. 02:42:0a:00:00:05", s)
+	}
+	return mac, CheckMAC(mac)
+}
+
 // CheckMAC refuses what the kernel would refuse with a bare EINVAL or
 // EADDRNOTAVAIL, and what a container must not carry, naming the value.
 func CheckMAC(mac net.HardwareAddr) error {

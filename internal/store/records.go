@@ -2,7 +2,6 @@ package store
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"time"
 
@@ -157,10 +156,7 @@ func (r endpointRecord) model(loaded time.Time) (*model.Endpoint, error) {
 	if e.IPv6, err = model.ParseAddress(r.IPv6, true); err != nil {
 		return nil, fmt.Errorf("ipv6: %w", err)
 	}
-	if e.MAC, err = net.ParseMAC(r.MAC); err != nil {
-		return nil, fmt.Errorf("mac: %w", err)
-	}
-	if err := link.CheckMAC(e.MAC); err != nil {
+	if e.MAC, err = link.ParseMAC(r.MAC); err != nil {
 		return nil, err
 	}
 	if err := link.CheckName(r.Link); err != nil {

@@ -334,7 +334,7 @@ func (b *bench) hasLink(t testing.TB, name string) bool {
 	return err == nil
 }
 
-// mvsLinks lists the lab's links whose names the driver could have made.
+// mvsLinks lists the lab's links that carry the driver's mark.
 func (b *bench) mvsLinks(t testing.TB) []link.Info {
 	t.Helper()
 	all, err := b.lab.Handle().List()
@@ -343,7 +343,7 @@ func (b *bench) mvsLinks(t testing.TB) []link.Info {
 	}
 	var ours []link.Info
 	for _, i := range all {
-		if strings.HasPrefix(i.Name, "mvs") {
+		if i.Ours() {
 			ours = append(ours, i)
 		}
 	}

@@ -1,6 +1,7 @@
 package driver_test
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"reflect"
@@ -205,5 +206,41 @@ func TestRestartDropsEndpointsOfMissingNetworks(t *testing.T) {
 	}
 	if len(saved) != 1 || saved[0].ID != kept.ID {
 		t.Errorf("state file still holds endpoints %+v, want only %s", saved, kept.ID[:12])
+	}
+}
+
+// TestUserLinksOfOurShapeAreParentsAndSurvive: links a user made with names
+// the driver's old rules confused (its own "mvs" prefix, its exact name
+// shape) are accepted as parents, carry containers, and survive every delete
+// path: DeleteEndpoint and the reaper, DeleteNetwork, and the start-up sweep.
+func TestUserLinksOfOurShapeAreParentsAndSurvive(t *testing.T) {
+	t.Parallel()
+	const (
+		uplink = "mvsuplink"      // a user's uplink starting with mvs
+		shaped = "mvs0123456789a" // 14 bytes; its veth peer is mvs0123456789ap
+	)
+	b := newBench(t, benchOpts{parents: []string{"eth0", uplink, shaped}})
+	before := map[string]untouched{}
+	for _, n := range []string{uplink, uplink + "p", shaped, shaped + "p"} {
+		before[n] = b.snapshotLink(t, n)
+	}
+	for i, parent := range []string{uplink, shaped} {
+		netID := hexID("user-parent-" + parent)
+		ep := hexID("user-parent-ep-" + parent)
+		b.ok(t, "CreateNetwork", wiretest.CreateNetwork(netID, map[string]string{"parent": parent}, wiretest.Pool(fmt.Sprintf("10.87.%d.0/24", i), fmt.Sprintf("10.87.%d.1/24", i))))
+		b.ok(t, "CreateEndpoint", wiretest.CreateEndpoint(netID, ep, fmt.Sprintf("10.87.%d.2/24", i), "", ""))
+		src := joinedLink(t, ep, b.ok(t, "Join", wiretest.Join(netID, ep)))
+		if l := b.getLink(t, src); l.ParentIndex != before[parent].Index {
+			t.Errorf("%s hangs on link %d, want the user's %s (%d)", src, l.ParentIndex, parent, before[parent].Index)
+		}
+		b.ok(t, "Leave", wiretest.Leave(netID, ep))
+		b.ok(t, "DeleteEndpoint", wiretest.DeleteEndpoint(netID, ep))
+		b.ok(t, "DeleteNetwork", wiretest.DeleteNetwork(netID))
+	}
+	b.wantNoMvsLinks(t)
+	b.restart(t)
+	b.d.Flush()
+	for n, u := range before {
+		b.wantUntouched(t, n, u)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
@@ -61,8 +62,9 @@ func endpointFromRequest(req *protocol.CreateEndpointRequest) (*model.Endpoint, 
 // CreateEndpoint records an endpoint. IPAM has filled its addresses; the
 // driver adds only a MAC, and only when the request has none: returning a
 // field the engine set makes it fail the endpoint. An address outside the
-// network's subnets and a MAC another container or the parent already uses
-// on this parent are refused before anything is made.
+// network's subnets, and a MAC that the parent or a live endpoint on the same
+// parent already has, are refused before anything is made. Records the new
+// endpoint shows to be stale (below) are dropped in the same transaction.
 func (d *Driver) CreateEndpoint(req *protocol.CreateEndpointRequest) (*protocol.CreateEndpointResponse, error) {
 	e, err := endpointFromRequest(req)
 	if err != nil {
@@ -71,36 +73,24 @@ func (d *Driver) CreateEndpoint(req *protocol.CreateEndpointRequest) (*protocol.
 	userMAC := e.MAC != nil
 
 	d.st.mu.Lock()
-	defer d.st.mu.Unlock()
 	n, ok := d.st.networks[e.NetworkID]
 	if !ok {
+		d.st.mu.Unlock()
 		return nil, d.unknownNetwork(e.NetworkID)
 	}
-	for _, a := range []netip.Prefix{e.IPv4, e.IPv6} {
-		if a.IsValid() && !n.Contains(a.Addr()) {
-			return nil, fmt.Errorf("address %s is outside every subnet of network %s (%s): the engine's IPAM and the network disagree; remove the network and create it again", a, short(n.ID), subnets(n))
-		}
+	stale, err := d.admitEndpoint(n, e, userMAC)
+	if err == nil {
+		e.Link = d.freeLinkName(e.ID)
+		err = d.st.replaceEndpoints(e, stale)
 	}
-	if n.Mode == link.ModePassthru {
-		for _, other := range d.st.endpointsOf(n.ID) {
-			if other.ID != e.ID {
-				return nil, fmt.Errorf("network uses macvlan_mode passthru, which gives parent %q to one container only, and endpoint %s has it", n.Parent, short(other.ID))
-			}
-		}
-	}
-	if !userMAC {
-		if e.MAC, err = d.defaultMAC(n, e); err != nil {
-			return nil, err
-		}
-	}
-	if n.Mode != link.ModePassthru {
-		if err := d.checkMACFree(n, e); err != nil {
-			return nil, err
-		}
-	}
-	e.Link = d.freeLinkName(e.ID)
-	if err := d.st.putEndpoint(e); err != nil {
+	d.st.mu.Unlock()
+	if err != nil {
 		return nil, err
+	}
+	for _, old := range stale {
+		d.reclaim.forget(old.ID)
+		d.retireLink(old, n)
+		d.log.Info("reclaimed endpoint of a container that is gone", "net", old.NetworkID, "ep", old.ID, "link", old.Link, "why", "a new endpoint took its address or MAC", "new_ep", e.ID)
 	}
 	d.log.Debug("endpoint created", "net", e.NetworkID, "ep", e.ID, "ipv4", e.IPv4, "ipv6", e.IPv6, "mac", e.MAC)
 	var resp protocol.CreateEndpointResponse
@@ -110,26 +100,68 @@ func (d *Driver) CreateEndpoint(req *protocol.CreateEndpointRequest) (*protocol.
 	return &resp, nil
 }
 
-// checkMACFree refuses a MAC that the parent itself or another endpoint on
-// the same parent already has: the kernel would refuse it only when the
-// engine brings the link up inside the container, with "address already in
-// use", which names nothing.
-func (d *Driver) checkMACFree(n *model.Network, e *model.Endpoint) error {
+// admitEndpoint checks a new endpoint against the network and the endpoints
+// already recorded, picks its MAC when the user gave none, and returns the
+// records it shows to be stale. A record is stale when its network handed
+// one of its addresses to the new endpoint (the engine's IPAM frees an
+// address only once it is done with the endpoint), or when the reclaim
+// signals already show its container gone; such records must not refuse a
+// container: their DeleteEndpoint was lost, the sweep would drop them soon.
+// The caller holds the state lock.
+func (d *Driver) admitEndpoint(n *model.Network, e *model.Endpoint, userMAC bool) ([]*model.Endpoint, error) {
+	for _, a := range []netip.Prefix{e.IPv4, e.IPv6} {
+		if a.IsValid() && !n.Contains(a.Addr()) {
+			return nil, fmt.Errorf("address %s is outside every subnet of network %s (%s): the engine's IPAM and the network disagree; remove the network and create it again", a, short(n.ID), subnets(n))
+		}
+	}
+	var stale []*model.Endpoint
+	isStale := func(other *model.Endpoint) bool {
+		if other.NetworkID == e.NetworkID && (sameAddr(other.IPv4, e.IPv4) || sameAddr(other.IPv6, e.IPv6)) || d.reclaim.goneNow(other) {
+			if !slices.Contains(stale, other) {
+				stale = append(stale, other)
+			}
+			return true
+		}
+		return false
+	}
+	for _, other := range d.st.endpointsOf(n.ID) {
+		if other.ID != e.ID {
+			isStale(other)
+		}
+	}
+	if n.Mode == link.ModePassthru {
+		for _, other := range d.st.endpointsOf(n.ID) {
+			if other.ID != e.ID && !isStale(other) {
+				return nil, fmt.Errorf("network uses macvlan_mode passthru, which gives parent %q to one container only, and endpoint %s has it", n.Parent, short(other.ID))
+			}
+		}
+	}
+	if !userMAC {
+		var err error
+		if e.MAC, err = d.defaultMAC(n, e); err != nil {
+			return nil, err
+		}
+	}
+	if n.Mode == link.ModePassthru {
+		return stale, nil
+	}
 	mac := e.MAC.String()
 	for _, other := range d.st.endpoints {
 		if other.ID == e.ID || other.MAC.String() != mac {
 			continue
 		}
-		if on := d.st.networks[other.NetworkID]; on != nil && on.Parent == n.Parent {
-			return fmt.Errorf("MAC address %s is already used on parent %q by endpoint %s of network %s: give the container another --mac-address, or none to get one derived from its address", mac, n.Parent, short(other.ID), short(other.NetworkID))
+		if on := d.st.networks[other.NetworkID]; on == nil || on.Parent != n.Parent || isStale(other) {
+			continue
 		}
+		return nil, fmt.Errorf("MAC address %s is already used on parent %q by endpoint %s of network %s: give the container another --mac-address, or none to get one derived from its address", mac, n.Parent, short(other.ID), short(other.NetworkID))
 	}
-	p, err := d.links.Get(n.Parent)
-	if err == nil && p.MAC.String() == mac {
-		return fmt.Errorf("MAC address %s is parent %q's own address on %s: give the container another --mac-address, or none to get one derived from its address", mac, n.Parent, d.onNode())
+	if p, err := d.links.Get(n.Parent); err == nil && p.MAC.String() == mac {
+		return nil, fmt.Errorf("MAC address %s is parent %q's own address on %s: give the container another --mac-address, or none to get one derived from its address", mac, n.Parent, d.onNode())
 	}
-	return nil
+	return stale, nil
 }
+
+func sameAddr(a, b netip.Prefix) bool { return a.IsValid() && a.Addr() == b.Addr() }
 
 // defaultMAC picks the MAC of an endpoint whose user gave none. A passthru
 // link always carries its parent's MAC (the kernel ignores a requested one),

@@ -3,6 +3,7 @@ package driver_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
 	"sort"
@@ -176,9 +177,15 @@ func TestLifecycleDualStack(t *testing.T) {
 	req.Options[protocol.OptionEnableIPv4] = false
 	b.ok(t, "CreateNetwork", req)
 
+	// The engine's IPAM never gives one address to two live endpoints of a
+	// network (a second one means the first is gone), hence one per id.
+	addrs := map[string]string{}
 	mac := func(epID string) string {
 		t.Helper()
-		m := b.ok(t, "CreateEndpoint", wiretest.CreateEndpoint(v6only, epID, "", "fd00:21::9/64", ""))
+		if addrs[epID] == "" {
+			addrs[epID] = fmt.Sprintf("fd00:21::%x/64", 9+len(addrs))
+		}
+		m := b.ok(t, "CreateEndpoint", wiretest.CreateEndpoint(v6only, epID, "", addrs[epID], ""))
 		in, _ := m["Interface"].(map[string]any)
 		s, _ := in["MacAddress"].(string)
 		if len(in) != 1 || !strings.HasPrefix(s, "06:") {

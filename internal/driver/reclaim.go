@@ -145,6 +145,21 @@ func (r *reclaimer) stat(key string) (id model.FileID, gone bool) {
 	return model.FileID{Dev: uint64(st.Dev), Ino: st.Ino}, false
 }
 
+// goneNow reports whether the signals already show e's container gone: its
+// sandbox file has gone or been replaced, or a Leave for it was noted. It is
+// the sweep's verdict without the waiting, for a record that stands in a new
+// endpoint's way.
+func (r *reclaimer) goneNow(e *model.Endpoint) bool {
+	if !e.Sandbox.File.IsZero() {
+		if cur, gone := r.stat(e.Sandbox.Key); gone || (!cur.IsZero() && cur != e.Sandbox.File) {
+			return true
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.detached[e.ID].byLeave
+}
+
 // left notes a Leave.
 func (r *reclaimer) left(id string) {
 	r.mu.Lock()

@@ -227,3 +227,47 @@ func TestCreateEndpointRefusesTakenMACAndForeignAddress(t *testing.T) {
 		t.Fatalf("refused endpoints were saved: %d endpoints", n)
 	}
 }
+
+// A record whose DeleteEndpoint was lost must not refuse the next container:
+// when the network hands its address to a new endpoint, or when its
+// container is already known to be gone (sandbox removed, Leave seen), the
+// new endpoint is admitted and the stale record dropped with it; a live
+// holder of the same MAC still refuses it.
+func TestStaleRecordsGiveWayToNewEndpoints(t *testing.T) {
+	f := newFakeLinks("eth0")
+	d := fakeDriver(t, f, t.TempDir(), nil)
+	dir := sandboxDir(t)
+	mustOK(t, d.CreateNetwork(createNet(netA, "eth0")))
+	id := func(c byte) string { return strings.Repeat(string(c), 64) }
+	ids := func() string { return strings.Join(endpointIDs(d), ",") }
+
+	// The engine reuses .2 for a new container: the old record goes.
+	addEndpoint(t, d, id('a'), "10.20.0.2/24")
+	joinIn(t, d, id('a'), newSandbox(t, dir, "a"))
+	addEndpoint(t, d, id('b'), "10.20.0.2/24")
+	if got := ids(); got != "bbbb" {
+		t.Fatalf("after the address went to a new endpoint the driver holds %s, want only bbbb", got)
+	}
+
+	mac := "02:aa:00:00:00:01"
+	withMAC := func(ep, addr string) error {
+		_, err := d.CreateEndpoint(wiretest.CreateEndpoint(netA, ep, addr, "", mac))
+		return err
+	}
+	// A live holder of the MAC refuses it.
+	mustOK(t, withMAC(id('c'), "10.20.0.3/24"))
+	joinIn(t, d, id('c'), newSandbox(t, dir, "c"))
+	if err := withMAC(id('d'), "10.20.0.4/24"); err == nil || !strings.Contains(err.Error(), "already used on parent") {
+		t.Fatalf("a live holder's MAC: err = %v", err)
+	}
+	// Its Leave came, its DeleteEndpoint did not: the MAC is free.
+	mustOK(t, d.Leave(wiretest.Leave(netA, id('c'))))
+	mustOK(t, withMAC(id('d'), "10.20.0.4/24"))
+	// Its sandbox is gone: the MAC is free.
+	joinIn(t, d, id('d'), newSandbox(t, dir, "d"))
+	mustOK(t, os.Remove(filepath.Join(dir, "d")))
+	mustOK(t, withMAC(id('e'), "10.20.0.5/24"))
+	if got := ids(); got != "bbbb,eeee" {
+		t.Fatalf("driver holds %s, want bbbb and eeee", got)
+	}
+}

@@ -71,6 +71,12 @@ func (s *state) putEndpoint(e *model.Endpoint) error {
 	return s.commit(store.Change{PutEndpoints: []*model.Endpoint{e}})
 }
 
+// replaceEndpoints saves a new endpoint and forgets stale ones, in one
+// transaction.
+func (s *state) replaceEndpoints(e *model.Endpoint, stale []*model.Endpoint) error {
+	return s.commit(store.Change{PutEndpoints: []*model.Endpoint{e}, DeleteEndpoints: ids(stale)})
+}
+
 // dropEndpoints forgets endpoints, in one transaction however many.
 func (s *state) dropEndpoints(eps []*model.Endpoint) error {
 	return s.commit(store.Change{DeleteEndpoints: ids(eps)})

@@ -242,6 +242,17 @@ func (d *Driver) sweepWith(now time.Time, infos []link.Info) int {
 		}
 	}
 
+	// The sandbox files are read before r.mu is taken: Leave and Join wait
+	// on it.
+	sandboxGone := map[string]bool{}
+	for _, e := range eps {
+		if !e.Sandbox.File.IsZero() {
+			if cur, gone := r.stat(e.Sandbox.Key); gone || (!cur.IsZero() && cur != e.Sandbox.File) {
+				sandboxGone[e.ID] = true
+			}
+		}
+	}
+
 	var doomed []verdict
 	r.mu.Lock()
 	known := make(map[string]bool, len(eps))
@@ -260,11 +271,9 @@ func (d *Driver) sweepWith(now time.Time, infos []link.Info) int {
 				doomed = append(doomed, verdict{e, "never joined"})
 			}
 			continue
-		case !e.Sandbox.File.IsZero():
-			if cur, gone := r.stat(e.Sandbox.Key); gone || (!cur.IsZero() && cur != e.Sandbox.File) {
-				doomed = append(doomed, verdict{e, "its sandbox is gone"})
-				continue
-			}
+		case sandboxGone[e.ID]:
+			doomed = append(doomed, verdict{e, "its sandbox is gone"})
+			continue
 		}
 		det, seen := r.detached[e.ID]
 		switch {

@@ -69,6 +69,18 @@ func join(t *testing.T, d *Driver, id string) {
 	mustOK(t, err)
 }
 
+// joinedOnNetA is a fake driver with network netA on eth0 and endpoint ep1
+// (addr) joined on it.
+func joinedOnNetA(t *testing.T, addr string) (*fakeLinks, *Driver) {
+	t.Helper()
+	f := newFakeLinks("eth0")
+	d := fakeDriver(t, f, t.TempDir(), nil)
+	mustOK(t, d.CreateNetwork(createNet(netA, "eth0")))
+	addEndpoint(t, d, ep1, addr)
+	join(t, d, ep1)
+	return f, d
+}
+
 func mustOK(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -229,11 +241,7 @@ func TestSwarmCreateDeleteCyclesKeepVLANCorrect(t *testing.T) {
 }
 
 func TestReaperLeavesForeignLinkInItsGroup(t *testing.T) {
-	f := newFakeLinks("eth0")
-	d := fakeDriver(t, f, t.TempDir(), nil)
-	mustOK(t, d.CreateNetwork(createNet(netA, "eth0")))
-	addEndpoint(t, d, ep1, "10.20.0.5/24")
-	join(t, d, ep1)
+	f, d := joinedOnNetA(t, "10.20.0.5/24")
 	// Someone else's link happens to sit in the driver's group.
 	f.mu.Lock()
 	f.add(link.Info{Name: "theirs0", Kind: "veth", Group: RetireGroup})

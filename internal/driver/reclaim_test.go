@@ -155,11 +155,7 @@ func TestReclaimAtStartup(t *testing.T) {
 // Requests that lack the ids they need (the engine's empty retries) are
 // refused with a message that says so, and change nothing.
 func TestRequestsWithoutIDsAreRefused(t *testing.T) {
-	f := newFakeLinks("eth0")
-	d := fakeDriver(t, f, t.TempDir(), nil)
-	mustOK(t, d.CreateNetwork(createNet(netA, "eth0")))
-	addEndpoint(t, d, ep1, "10.20.0.2/24")
-	join(t, d, ep1)
+	f, d := joinedOnNetA(t, "10.20.0.2/24")
 	before := d.Snapshot()
 	links := len(f.links)
 

@@ -276,15 +276,7 @@ func bpRunBatch(t *testing.T, n *lab.Node, img string, d bpDriver, prefix string
 	stopRemoval := phase()
 	rmBegan := time.Now()
 	if parallel {
-		var wg sync.WaitGroup
-		for i := range count {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				removeOne(i)
-			}()
-		}
-		wg.Wait()
+		lab.Parallel(count, removeOne)
 	} else {
 		for i := range count {
 			removeOne(i)

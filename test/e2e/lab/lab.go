@@ -264,14 +264,14 @@ func (l *Lab) addNode(k int) (*Node, error) {
 func (l *Lab) startAll(t testing.TB) {
 	t.Helper()
 	errs := make([]error, len(l.Nodes))
-	parallel(len(l.Nodes), func(i int) { errs[i] = l.Nodes[i].start() })
+	Parallel(len(l.Nodes), func(i int) { errs[i] = l.Nodes[i].start() })
 	if err := errors.Join(errs...); err != nil {
 		t.Fatalf("lab: %v", err)
 	}
 }
 
-// parallel runs f(0) … f(n-1) at once and waits for all.
-func parallel(n int, f func(i int)) {
+// Parallel runs f(0) … f(n-1) at once and waits for all.
+func Parallel(n int, f func(i int)) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
@@ -308,9 +308,9 @@ func (l *Lab) close(t testing.TB) {
 		// worker whose managers are gone spends seconds in timeouts on its
 		// way out of the swarm.
 		managers := make([]bool, len(l.Nodes))
-		parallel(len(l.Nodes), func(i int) { managers[i] = l.Nodes[i].clearOut() })
+		Parallel(len(l.Nodes), func(i int) { managers[i] = l.Nodes[i].clearOut() })
 		for _, phase := range []bool{false, true} {
-			parallel(len(l.Nodes), func(i int) {
+			Parallel(len(l.Nodes), func(i int) {
 				n := l.Nodes[i]
 				if managers[i] != phase {
 					return

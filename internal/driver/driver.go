@@ -150,7 +150,14 @@ func (d *Driver) DiscoverDelete(*protocol.DiscoveryNotification) error { return 
 // so such requests arrive empty: answering them as a successful no-op would
 // make the engine forget an endpoint the driver still holds.
 func missingID(method, what string) error {
-	return fmt.Errorf("the engine sent %s without %s, probably a retry after the plugin restarted; nothing was changed (an endpoint left behind is reclaimed once its container is gone)", method, what)
+	hint := "nothing to do: an endpoint left behind is reclaimed once its container is gone"
+	switch method {
+	case "CreateEndpoint", "Join":
+		hint = "start the container again"
+	case "CreateNetwork", "AllocateNetwork":
+		hint = "create the network again if it is missing"
+	}
+	return fmt.Errorf("the engine sent %s without %s, probably a retry after the plugin restarted; nothing was changed (%s)", method, what, hint)
 }
 
 // onNode is "this node" with the node's name when known.

@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -79,6 +80,10 @@ func (d *Driver) CreateEndpoint(req *protocol.CreateEndpointRequest) (*protocol.
 		return nil, d.unknownNetwork(e.NetworkID)
 	}
 	stale, err := d.admitEndpoint(n, e, userMAC)
+	staleNets := make([]*model.Network, len(stale))
+	for i, old := range stale {
+		staleNets[i] = d.st.networks[old.NetworkID]
+	}
 	if err == nil {
 		e.Link = d.freeLinkName(e.ID)
 		err = d.st.replaceEndpoints(e, stale)
@@ -87,9 +92,9 @@ func (d *Driver) CreateEndpoint(req *protocol.CreateEndpointRequest) (*protocol.
 	if err != nil {
 		return nil, err
 	}
-	for _, old := range stale {
+	for i, old := range stale {
 		d.reclaim.forget(old.ID)
-		d.retireLink(old, n)
+		d.retireLink(old, staleNets[i])
 		d.log.Info("reclaimed endpoint of a container that is gone", "net", old.NetworkID, "ep", old.ID, "link", old.Link, "why", "a new endpoint took its address or MAC", "new_ep", e.ID)
 	}
 	d.log.Debug("endpoint created", "net", e.NetworkID, "ep", e.ID, "ipv4", e.IPv4, "ipv6", e.IPv6, "mac", e.MAC)
@@ -114,24 +119,28 @@ func (d *Driver) admitEndpoint(n *model.Network, e *model.Endpoint, userMAC bool
 			return nil, fmt.Errorf("address %s is outside every subnet of network %s (%s): the engine's IPAM and the network disagree; remove the network and create it again", a, short(n.ID), subnets(n))
 		}
 	}
+	// A record whose address the network handed to e is stale for sure;
+	// that costs a comparison. The reclaim signals (a stat() each) are read
+	// only for the records that stand in e's way.
 	var stale []*model.Endpoint
-	isStale := func(other *model.Endpoint) bool {
-		if other.NetworkID == e.NetworkID && (sameAddr(other.IPv4, e.IPv4) || sameAddr(other.IPv6, e.IPv6)) || d.reclaim.goneNow(other) {
-			if !slices.Contains(stale, other) {
-				stale = append(stale, other)
-			}
+	for _, other := range d.st.endpointsOf(n.ID) {
+		if other.ID != e.ID && (sameAddr(other.IPv4, e.IPv4) || sameAddr(other.IPv6, e.IPv6)) {
+			stale = append(stale, other)
+		}
+	}
+	givesWay := func(other *model.Endpoint) bool {
+		if slices.Contains(stale, other) {
+			return true
+		}
+		if d.reclaim.goneNow(other) {
+			stale = append(stale, other)
 			return true
 		}
 		return false
 	}
-	for _, other := range d.st.endpointsOf(n.ID) {
-		if other.ID != e.ID {
-			isStale(other)
-		}
-	}
 	if n.Mode == link.ModePassthru {
 		for _, other := range d.st.endpointsOf(n.ID) {
-			if other.ID != e.ID && !isStale(other) {
+			if other.ID != e.ID && !givesWay(other) {
 				return nil, fmt.Errorf("network uses macvlan_mode passthru, which gives parent %q to one container only, and endpoint %s has it", n.Parent, short(other.ID))
 			}
 		}
@@ -145,18 +154,17 @@ func (d *Driver) admitEndpoint(n *model.Network, e *model.Endpoint, userMAC bool
 	if n.Mode == link.ModePassthru {
 		return stale, nil
 	}
-	mac := e.MAC.String()
 	for _, other := range d.st.endpoints {
-		if other.ID == e.ID || other.MAC.String() != mac {
+		if other.ID == e.ID || !bytes.Equal(other.MAC, e.MAC) {
 			continue
 		}
-		if on := d.st.networks[other.NetworkID]; on == nil || on.Parent != n.Parent || isStale(other) {
+		if on := d.st.networks[other.NetworkID]; on == nil || on.Parent != n.Parent || givesWay(other) {
 			continue
 		}
-		return nil, fmt.Errorf("MAC address %s is already used on parent %q by endpoint %s of network %s: give the container another --mac-address, or none to get one derived from its address", mac, n.Parent, short(other.ID), short(other.NetworkID))
+		return nil, fmt.Errorf("MAC address %s is already used on parent %q by endpoint %s of network %s: give the container another --mac-address, or none to get one derived from its address", e.MAC, n.Parent, short(other.ID), short(other.NetworkID))
 	}
-	if p, err := d.links.Get(n.Parent); err == nil && p.MAC.String() == mac {
-		return nil, fmt.Errorf("MAC address %s is parent %q's own address on %s: give the container another --mac-address, or none to get one derived from its address", mac, n.Parent, d.onNode())
+	if p, err := d.links.Get(n.Parent); err == nil && bytes.Equal(p.MAC, e.MAC) {
+		return nil, fmt.Errorf("MAC address %s is parent %q's own address on %s: give the container another --mac-address, or none to get one derived from its address", e.MAC, n.Parent, d.onNode())
 	}
 	return stale, nil
 }

@@ -150,14 +150,23 @@ func (r *reclaimer) stat(key string) (id model.FileID, gone bool) {
 // the sweep's verdict without the waiting, for a record that stands in a new
 // endpoint's way.
 func (r *reclaimer) goneNow(e *model.Endpoint) bool {
-	if !e.Sandbox.File.IsZero() {
-		if cur, gone := r.stat(e.Sandbox.Key); gone || (!cur.IsZero() && cur != e.Sandbox.File) {
-			return true
-		}
+	if r.sandboxGone(e) {
+		return true
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.detached[e.ID].byLeave
+}
+
+// sandboxGone reports whether the sandbox file e saw at Join has gone or
+// been replaced by another. An endpoint whose file was not visible at Join
+// is never judged by it.
+func (r *reclaimer) sandboxGone(e *model.Endpoint) bool {
+	if e.Sandbox.File.IsZero() {
+		return false
+	}
+	cur, gone := r.stat(e.Sandbox.Key)
+	return gone || (!cur.IsZero() && cur != e.Sandbox.File)
 }
 
 // left notes a Leave.
@@ -193,12 +202,11 @@ func (r *reclaimer) start(d *Driver, infos []link.Info) {
 	}()
 }
 
+// stop ends the timer and waits for a sweep in progress, so that nothing
+// writes the store after Close returns.
 func (r *reclaimer) stop() {
 	r.once.Do(func() { close(r.quit) })
-	select {
-	case <-r.done:
-	case <-time.After(time.Second):
-	}
+	<-r.done
 }
 
 // verdict is why an endpoint is reclaimed.
@@ -246,10 +254,8 @@ func (d *Driver) sweepWith(now time.Time, infos []link.Info) int {
 	// on it.
 	sandboxGone := map[string]bool{}
 	for _, e := range eps {
-		if !e.Sandbox.File.IsZero() {
-			if cur, gone := r.stat(e.Sandbox.Key); gone || (!cur.IsZero() && cur != e.Sandbox.File) {
-				sandboxGone[e.ID] = true
-			}
+		if r.sandboxGone(e) {
+			sandboxGone[e.ID] = true
 		}
 	}
 

@@ -1,11 +1,14 @@
 // Command macvlan-swarm is the plugin daemon: it serves Docker's remote
 // network-driver protocol on a unix socket and gives containers macvlan
-// links. This file only wires settings, logging, signals and the server;
+// links. The same static binary is the operator's host command: its first
+// argument picks a subcommand (status, doctor), and without one it is the
+// daemon. This file only wires settings, logging, signals and the server;
 // see docs/design.md for the whole house.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -35,10 +38,39 @@ type settings struct {
 }
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	err := dispatch(os.Args[1:])
+	var code exitCode
+	switch {
+	case err == nil:
+	case errors.As(err, &code):
+		os.Exit(int(code))
+	default:
 		fmt.Fprintln(os.Stderr, "macvlan-swarm:", err)
 		os.Exit(1)
 	}
+}
+
+// exitCode ends a host command with that code and nothing more printed: the
+// command has already said why.
+type exitCode int
+
+func (c exitCode) Error() string { return fmt.Sprintf("exit status %d", int(c)) }
+
+// dispatch runs the host command its first argument names, or the daemon.
+// The daemon takes flags only, so a first argument that is not a flag can
+// only be a subcommand.
+func dispatch(args []string) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "status":
+			return runStatus(args[1:], os.Stdout)
+		case "doctor":
+			return runDoctor(args[1:], os.Stdout)
+		case "daemon":
+			return run(args[1:])
+		}
+	}
+	return run(args)
 }
 
 func run(args []string) error {

@@ -30,9 +30,10 @@ type ReapOps interface {
 // tears many namespaces down, even setting a link down can wait a second
 // for the kernel's RTNL lock.
 type Reaper struct {
-	ops   ReapOps
-	log   *slog.Logger
-	delay time.Duration
+	ops     ReapOps
+	log     *slog.Logger
+	delay   time.Duration
+	observe func(deleted int, took time.Duration)
 
 	mu       sync.Mutex
 	pending  []doomed
@@ -47,15 +48,17 @@ type Reaper struct {
 }
 
 // NewReaper starts a reaper that gathers retired links for delay before one
-// group delete.
-func NewReaper(ops ReapOps, log *slog.Logger, delay time.Duration) *Reaper {
+// group delete. observe, if not nil, is told after each batch that deleted
+// links how many it deleted and how long the kernel took (for metrics).
+func NewReaper(ops ReapOps, log *slog.Logger, delay time.Duration, observe func(deleted int, took time.Duration)) *Reaper {
 	r := &Reaper{
-		ops:   ops,
-		log:   log,
-		delay: delay,
-		kick:  make(chan struct{}, 1),
-		quit:  make(chan struct{}),
-		exit:  make(chan struct{}),
+		ops:     ops,
+		log:     log,
+		delay:   delay,
+		observe: observe,
+		kick:    make(chan struct{}, 1),
+		quit:    make(chan struct{}),
+		exit:    make(chan struct{}),
 	}
 	r.done = sync.NewCond(&r.mu)
 	go r.loop()
@@ -87,6 +90,20 @@ func (r *Reaper) Pending() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.pending)
+}
+
+// Queued names the links waiting for a batch or being reaped now.
+func (r *Reaper) Queued() map[string]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]bool, len(r.pending)+len(r.inflight))
+	for _, d := range r.pending {
+		out[d.name] = true
+	}
+	for name := range r.inflight {
+		out[name] = true
+	}
+	return out
 }
 
 // Forget takes the link called name off the queue, and waits if the batch
@@ -194,17 +211,29 @@ func (r *Reaper) Reap() {
 	} else {
 		err := r.ops.DeleteGroup(RetireGroup)
 		if err == nil {
-			r.log.Info("deleted retired host links", "count", len(ours), "took", time.Since(start).Round(time.Microsecond))
+			r.finished(len(ours), start)
 			return
 		}
 		r.log.Warn("group delete failed; deleting links one by one", "err", err)
 	}
+	deleted := 0
 	for _, name := range ours {
 		if err := r.ops.Delete(name); err != nil {
 			r.log.Warn("could not delete host link", "link", name, "err", err)
+			continue
 		}
+		deleted++
 	}
-	r.log.Info("deleted retired host links", "count", len(ours), "took", time.Since(start).Round(time.Microsecond))
+	r.finished(deleted, start)
+}
+
+// finished logs a batch and tells the observer.
+func (r *Reaper) finished(deleted int, start time.Time) {
+	took := time.Since(start)
+	r.log.Info("deleted retired host links", "count", deleted, "took", took.Round(time.Microsecond))
+	if r.observe != nil && deleted > 0 {
+		r.observe(deleted, took)
+	}
 }
 
 // Stop deletes what is pending and ends the loop.

@@ -14,7 +14,11 @@ import (
 // queued with, in one batch with the rest; Forget takes a link off the queue.
 func TestReaperChecksTheMarkAndForgets(t *testing.T) {
 	_, h := newLab(t)
-	r := link.NewReaper(h, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Hour)
+	var batches, deleted int
+	r := link.NewReaper(h, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Hour, func(n int, _ time.Duration) {
+		batches++
+		deleted += n
+	})
 	defer r.Stop()
 	add := func(name, mark string) {
 		t.Helper()
@@ -40,7 +44,14 @@ func TestReaperChecksTheMarkAndForgets(t *testing.T) {
 	if got := r.Pending(); got != 3 {
 		t.Fatalf("pending = %d, want 3 (mv0, mv1, gone0)", got)
 	}
+	if q := r.Queued(); len(q) != 3 || !q["mv0"] || !q["mv1"] || !q["gone0"] || q["mv2"] {
+		t.Fatalf("queued = %v, want mv0, mv1, gone0", q)
+	}
 	r.Reap()
+	// Reap runs in this goroutine: the observer has been told already.
+	if batches != 1 || deleted != 1 {
+		t.Errorf("observer told %d batches, %d links deleted; want 1 batch deleting mv0", batches, deleted)
+	}
 	got := names(t, h)
 	for _, want := range []string{"mv1", "mv2", "mv3", parent} {
 		if !slices.Contains(got, want) {

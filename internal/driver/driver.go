@@ -15,8 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
@@ -33,6 +35,7 @@ type LinkLayer interface {
 	AddMacvlan(spec link.MacvlanSpec) error
 	AddVLAN(name, parent string, vid int) error
 	Mark(name, mark string) error
+	UnicastAddresses(name string) ([]net.HardwareAddr, error)
 }
 
 // Config wires a Driver.
@@ -54,6 +57,9 @@ type Config struct {
 	// Reclaim tunes the reclaiming of endpoints whose container is gone
 	// (reclaim.go); zero fields take the defaults.
 	Reclaim ReclaimConfig
+	// OnReap, if not nil, is told of each reaper batch: how many host links
+	// it deleted and how long the kernel took (for metrics).
+	OnReap func(deleted int, took time.Duration)
 }
 
 // DefaultReapDelay batches link deletions that arrive close together.
@@ -69,6 +75,12 @@ type Driver struct {
 	st      *state
 	reaper  *link.Reaper
 	reclaim *reclaimer
+
+	// Running totals for metrics (Counters).
+	linksCreated atomic.Uint64
+	linksDeleted atomic.Uint64
+	restoreTook  time.Duration // set once, in New
+	driftGrace   time.Duration // driftGrace; tests shorten it
 }
 
 var _ protocol.Driver = (*Driver)(nil)
@@ -95,20 +107,28 @@ func New(cfg Config) (*Driver, error) {
 		delay = DefaultReapDelay
 	}
 	d := &Driver{
-		scope:   scope,
-		node:    cfg.Node,
-		parents: cfg.Parents,
-		links:   cfg.Links,
-		log:     log,
-		st:      newState(cfg.Store),
-		reaper:  link.NewReaper(cfg.Links, log, delay),
+		scope:      scope,
+		node:       cfg.Node,
+		parents:    cfg.Parents,
+		links:      cfg.Links,
+		log:        log,
+		st:         newState(cfg.Store),
+		driftGrace: driftGrace,
 	}
+	d.reaper = link.NewReaper(cfg.Links, log, delay, func(deleted int, took time.Duration) {
+		d.linksDeleted.Add(uint64(deleted))
+		if cfg.OnReap != nil {
+			cfg.OnReap(deleted, took)
+		}
+	})
 	d.reclaim = newReclaimer(cfg.Reclaim)
+	start := time.Now()
 	infos, err := d.restore()
 	if err != nil {
 		d.reaper.Stop()
 		return nil, err
 	}
+	d.restoreTook = time.Since(start)
 	d.reclaim.start(d, infos)
 	return d, nil
 }

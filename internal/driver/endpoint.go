@@ -272,7 +272,9 @@ func (d *Driver) retireLink(e *model.Endpoint, n *model.Network) {
 	}
 	if err := d.links.Delete(e.Link); err != nil {
 		d.log.Warn("could not delete host link", "link", e.Link, "err", err)
+		return
 	}
+	d.linksDeleted.Add(1)
 }
 
 func (d *Driver) unknownNetwork(id string) error {

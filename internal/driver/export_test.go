@@ -1,12 +1,20 @@
 package driver
 
-import "github.com/macvlan-swarm/macvlan-swarm/internal/link"
+import (
+	"time"
+
+	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
+)
 
 // Test hooks. They live here, not in the package: tests read state through
 // the same Status that GET /status serves, and flush the reaper on demand.
 
-// Snapshot is Status, typed.
-func (d *Driver) Snapshot() Status { return d.Status().(Status) }
+// Snapshot is Status without the drift check (which asks the kernel and,
+// when it finds something, looks again 200 ms later).
+func (d *Driver) Snapshot() Status { return d.view() }
+
+// SetDriftGrace shortens how long after Join a down link is not drift.
+func (d *Driver) SetDriftGrace(g time.Duration) { d.driftGrace = g }
 
 // Flush deletes retired host links now instead of at the reaper's next
 // batch, so a test can check that nothing is left behind.

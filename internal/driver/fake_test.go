@@ -2,6 +2,7 @@ package driver
 
 import (
 	"fmt"
+	"net"
 	"sort"
 	"sync"
 
@@ -111,6 +112,36 @@ func (f *fakeLinks) Mark(name, mark string) error {
 	i.Alias = mark
 	f.links[name] = i
 	return nil
+}
+
+// UnicastAddresses lists the MACs of the up macvlan links on the link
+// called name, as the kernel's address list of a parent does. The fake has
+// one namespace: a link "moved into a container" stays here, and a test sets
+// it up or down with setUp.
+func (f *fakeLinks) UnicastAddresses(name string) ([]net.HardwareAddr, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ok := f.links[name]
+	if !ok {
+		return nil, fmt.Errorf("link %q: %w", name, link.ErrNotFound)
+	}
+	var out []net.HardwareAddr
+	for _, i := range f.links {
+		if i.Kind == "macvlan" && i.ParentIndex == p.Index && i.Up {
+			out = append(out, i.MAC)
+		}
+	}
+	return out, nil
+}
+
+// setUp sets the link called name up or down, as the engine (up, in the
+// container) or a user would.
+func (f *fakeLinks) setUp(name string, up bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := f.links[name]
+	i.Up = up
+	f.links[name] = i
 }
 
 func (f *fakeLinks) Delete(name string) error {

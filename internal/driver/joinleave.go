@@ -83,6 +83,7 @@ func (d *Driver) addLink(n *model.Network, e *model.Endpoint) error {
 	d.reaper.Forget(e.Link)
 	err := d.links.AddMacvlan(spec)
 	if err == nil {
+		d.linksCreated.Add(1)
 		return nil
 	}
 	if errors.Is(err, link.ErrNotFound) {
@@ -103,12 +104,14 @@ func (d *Driver) addLink(n *model.Network, e *model.Endpoint) error {
 		if derr := d.links.Delete(e.Link); derr != nil {
 			return fmt.Errorf("delete stale host link %q: %w", e.Link, derr)
 		}
+		d.linksDeleted.Add(1)
 	} else {
 		return fmt.Errorf("create container link on parent %q: %w", n.Parent, err)
 	}
 	if err := d.links.AddMacvlan(spec); err != nil {
 		return fmt.Errorf("create container link on parent %q: %w", n.Parent, err)
 	}
+	d.linksCreated.Add(1)
 	return nil
 }
 

@@ -25,15 +25,18 @@ const MaxRequestBytes = 1 << 20
 const pluginInterface = "NetworkDriver"
 
 // NewHandler returns the HTTP side of the protocol: POST /Plugin.Activate and
-// POST /NetworkDriver.<Method> for every Driver method. Every response, error
-// or not, is a JSON object; errors are {"Err": "..."}. A panic in the driver
-// is turned into a 500 so one bug cannot take the plugin down. A nil log
-// means slog.Default().
-func NewHandler(d Driver, log *slog.Logger) http.Handler {
+// POST /NetworkDriver.<Method> for every Driver method, and what the options
+// add. Every response, error or not, is a JSON object; errors are
+// {"Err": "..."}. A panic in the driver is turned into a 500 so one bug
+// cannot take the plugin down. A nil log means slog.Default().
+func NewHandler(d Driver, log *slog.Logger, opts ...Option) http.Handler {
 	if log == nil {
 		log = slog.Default()
 	}
 	h := &handler{mux: http.NewServeMux(), log: log, known: map[string]bool{}}
+	for _, o := range opts {
+		o(h)
+	}
 
 	route(h, "Plugin", "Activate", noRequest(activate))
 
@@ -52,12 +55,12 @@ func NewHandler(d Driver, log *slog.Logger) http.Handler {
 	route(h, "NetworkDriver", "DiscoverNew", errOnly(d.DiscoverNew))
 	route(h, "NetworkDriver", "DiscoverDelete", errOnly(d.DiscoverDelete))
 
-	// GET /status: what the driver holds, for operators and tests, when
-	// the driver can tell. The socket is the only listener, so only root on
+	// GET /status: what the plugin holds, for operators and tests, when it
+	// was given a status. The socket is the only listener, so only root on
 	// the node reads it.
-	if sr, ok := d.(StatusReporter); ok {
+	if h.status != nil {
 		h.mux.Handle(http.MethodGet+" /status", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			body, status, msg := invoke(h.log, "status", func() (any, error) { return sr.Status(), nil })
+			body, status, msg := invoke(h.log, "status", func() (any, error) { return h.status(), nil })
 			if msg != "" {
 				fail(w, h.log, status, msg)
 				return
@@ -74,9 +77,38 @@ func NewHandler(d Driver, log *slog.Logger) http.Handler {
 
 // handler holds what every route shares.
 type handler struct {
-	mux   *http.ServeMux
-	log   *slog.Logger
-	known map[string]bool // paths with a POST route, for telling 405 from 404
+	mux     *http.ServeMux
+	log     *slog.Logger
+	known   map[string]bool // paths with a POST route, for telling 405 from 404
+	status  func() any
+	observe func(Served)
+}
+
+// Option adds to what a handler serves or reports.
+type Option func(*handler)
+
+// WithStatus serves GET /status: status() encoded as JSON.
+func WithStatus(status func() any) Option {
+	return func(h *handler) { h.status = status }
+}
+
+// WithObserver has observe told of every protocol request once it is
+// answered, failed ones included (for metrics and the last errors). It runs
+// on the request's goroutine, so it must be quick and safe for concurrent
+// use.
+func WithObserver(observe func(Served)) Option {
+	return func(h *handler) { h.observe = observe }
+}
+
+// Served is one answered protocol request.
+type Served struct {
+	Method     string // "CreateEndpoint", "Activate", ...
+	NetworkID  string
+	EndpointID string
+	Start      time.Time
+	Took       time.Duration
+	// Err is the error sent to the engine; empty on success.
+	Err string
 }
 
 func (h *handler) add(iface, method string, call http.Handler) {
@@ -137,13 +169,17 @@ func serve[Req, Resp any](h *handler, method string, call func(*Req) (Resp, erro
 		if ids.EndpointID != "" {
 			log = log.With("ep", ids.EndpointID)
 		}
+		failed := func(status int, msg string) {
+			fail(w, log.With("dur", time.Since(start)), status, msg)
+			h.served(method, ids, start, msg)
+		}
 
 		if readErr != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(readErr, &tooBig) {
-				fail(w, log, http.StatusRequestEntityTooLarge, "request body larger than 1 MiB")
+				failed(http.StatusRequestEntityTooLarge, "request body larger than 1 MiB")
 			} else {
-				fail(w, log, http.StatusBadRequest, fmt.Sprintf("cannot read %s request: %v", method, readErr))
+				failed(http.StatusBadRequest, fmt.Sprintf("cannot read %s request: %v", method, readErr))
 			}
 			return
 		}
@@ -153,7 +189,7 @@ func serve[Req, Resp any](h *handler, method string, call func(*Req) (Resp, erro
 		// Plugin.Activate and GetCapabilities.
 		if len(bytes.TrimSpace(body)) > 0 {
 			if err := json.Unmarshal(body, req); err != nil {
-				fail(w, log, http.StatusBadRequest, fmt.Sprintf("cannot decode %s request: %v", method, err))
+				failed(http.StatusBadRequest, fmt.Sprintf("cannot decode %s request: %v", method, err))
 				return
 			}
 		}
@@ -161,12 +197,20 @@ func serve[Req, Resp any](h *handler, method string, call func(*Req) (Resp, erro
 		log.Debug("request")
 		out, status, msg := invoke(log, method, func() (any, error) { return call(req) })
 		if status != http.StatusOK {
-			fail(w, log.With("dur", time.Since(start)), status, msg)
+			failed(status, msg)
 			return
 		}
 		write(w, http.StatusOK, out)
 		log.Debug("response", "dur", time.Since(start))
+		h.served(method, ids, start, "")
 	})
+}
+
+// served tells the observer, if any, of an answered request.
+func (h *handler) served(method string, ids requestIDs, start time.Time, msg string) {
+	if h.observe != nil {
+		h.observe(Served{Method: method, NetworkID: ids.NetworkID, EndpointID: ids.EndpointID, Start: start, Took: time.Since(start), Err: msg})
+	}
 }
 
 // invoke runs one driver call and encodes its result. It turns a driver

@@ -8,18 +8,10 @@ import (
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
 )
 
-// reportingFake is a fake driver that also reports a status.
-type reportingFake struct {
-	*fakeDriver
-	status any
-}
-
-func (r reportingFake) Status() any { return r.status }
-
-// GET /status answers the driver's Status as JSON when the driver has one;
-// without one, and for any other GET, the answer is a JSON error.
+// GET /status answers the status it was given as JSON; without one, and for
+// any other GET, the answer is a JSON error.
 func TestStatusRoute(t *testing.T) {
-	h := protocol.NewHandler(reportingFake{newFake(), map[string]any{"networks": []string{"n1"}}}, quietLog())
+	h := protocol.NewHandler(newFake(), quietLog(), protocol.WithStatus(func() any { return map[string]any{"networks": []string{"n1"}} }))
 	a := do(h, http.MethodGet, "/status", "")
 	if a.status != http.StatusOK {
 		t.Fatalf("GET /status = %d: %s", a.status, a.body)
@@ -38,7 +30,7 @@ func TestStatusRoute(t *testing.T) {
 
 	plain := protocol.NewHandler(newFake(), quietLog())
 	if a := do(plain, http.MethodGet, "/status", ""); a.status == http.StatusOK {
-		t.Errorf("GET /status on a driver without Status = %d %s, want an error", a.status, a.body)
+		t.Errorf("GET /status on a handler without a status = %d %s, want an error", a.status, a.body)
 	} else {
 		a.err(t)
 	}

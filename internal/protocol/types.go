@@ -28,12 +28,6 @@ type Driver interface {
 	DiscoverDelete(*DiscoveryNotification) error
 }
 
-// StatusReporter is implemented by a Driver that can describe its state; the
-// handler then serves it as JSON on GET /status.
-type StatusReporter interface {
-	Status() any
-}
-
 // Scope values for CapabilitiesResponse.
 const (
 	ScopeGlobal = "global"

@@ -12,15 +12,18 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/driver"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/store"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/telemetry"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/version"
 )
 
@@ -35,6 +38,14 @@ type settings struct {
 	// engineRun is where the plugin sees the engine's exec root (the
 	// config.json mount "engine-run"), to tell dead containers' sandboxes.
 	engineRun string
+	// metricsAddr is host:port of the Prometheus listener; empty: none.
+	metricsAddr string
+}
+
+// shown is the settings as GET /status reports them, by their env names.
+func (s settings) shown() map[string]string {
+	return map[string]string{"SOCKET": s.socket, "STATE_DIR": s.stateDir, "LOG_LEVEL": s.logLevel, "SCOPE": s.scope,
+		"PARENTS": s.parents, "ENGINE_RUN_DIR": s.engineRun, "METRICS_ADDR": s.metricsAddr}
 }
 
 func main() {
@@ -87,6 +98,10 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkMetricsAddr(s.metricsAddr); err != nil {
+		return err
+	}
+	started := time.Now()
 
 	// Listen before any slow work: the engine gives up on a plugin whose
 	// socket is not there within a few seconds of enabling it. Requests that
@@ -97,7 +112,17 @@ func run(args []string) error {
 		return err
 	}
 	host, _ := os.Hostname()
-	log.Info("macvlan-swarm starting", "version", version.Version, "host", host, "socket", path, "scope", s.scope, "state_dir", s.stateDir, "parents", s.parents)
+	log.Info("macvlan-swarm starting", "version", version.Version, "host", host, "socket", path, "scope", s.scope, "state_dir", s.stateDir, "parents", s.parents, "metrics_addr", s.metricsAddr)
+	var metricsL net.Listener
+	if s.metricsAddr != "" {
+		if metricsL, err = net.Listen("tcp", s.metricsAddr); err != nil {
+			l.Close()
+			return fmt.Errorf("METRICS_ADDR %q: cannot listen there: %w (choose a free port on an address of this node, or leave METRICS_ADDR empty)", s.metricsAddr, err)
+		}
+		defer metricsL.Close()
+	}
+	var d *driver.Driver
+	rec := telemetry.New(version.Version, func() driver.Counters { return d.Counters() })
 
 	st, err := store.Open(s.stateDir)
 	if err != nil {
@@ -111,8 +136,8 @@ func run(args []string) error {
 		return err
 	}
 	defer links.Close()
-	d, err := driver.New(driver.Config{Scope: s.scope, Node: host, Parents: parents, Links: links, Store: st, Log: log,
-		Reclaim: driver.ReclaimConfig{SandboxRoot: s.engineRun}})
+	d, err = driver.New(driver.Config{Scope: s.scope, Node: host, Parents: parents, Links: links, Store: st, Log: log,
+		Reclaim: driver.ReclaimConfig{SandboxRoot: s.engineRun}, OnReap: rec.Reaped})
 	if err != nil {
 		l.Close()
 		return err
@@ -121,7 +146,14 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	err = protocol.Serve(ctx, l, protocol.NewHandler(d, log))
+	if metricsL != nil {
+		go serveMetrics(ctx, metricsL, rec.Handler(), log)
+	}
+	status := func() any {
+		return report{Version: version.Version, Started: started.UTC(), UptimeSeconds: time.Since(started).Seconds(),
+			Settings: s.shown(), Status: d.Status(), Errors: rec.Errors()}
+	}
+	err = protocol.Serve(ctx, l, protocol.NewHandler(d, log, protocol.WithStatus(status), protocol.WithObserver(rec.Observe)))
 	log.Info("macvlan-swarm stopping")
 	return err
 }
@@ -140,6 +172,7 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	fs.StringVar(&s.logLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	fs.StringVar(&s.scope, "scope", env("SCOPE", protocol.ScopeGlobal), "global (swarm) or local (standalone engines before 26) (env SCOPE)")
 	fs.StringVar(&s.parents, "parents", env("PARENTS", ""), "node-level parent aliases, e.g. lan=eth0,dmz=ens19.20 (env PARENTS)")
+	fs.StringVar(&s.metricsAddr, "metrics-addr", env("METRICS_ADDR", ""), "host:port to serve Prometheus metrics on, e.g. 127.0.0.1:9337; empty: no listener (env METRICS_ADDR)")
 	fs.StringVar(&s.engineRun, "engine-run", env("ENGINE_RUN_DIR", ""), "where the engine's exec root is visible, to see its sandbox files; empty: sandbox paths as the engine gives them (env ENGINE_RUN_DIR)")
 	if err := fs.Parse(args); err != nil {
 		return s, err

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/macvlan-swarm/macvlan-swarm/internal/link/linktest"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/pluginpush/registrytest"
 )
 
@@ -90,7 +91,7 @@ func (l *Lab) StartRegistry(t testing.TB) string {
 }
 
 func registryAnswers(nsName string) bool {
-	c, err := DialNetNS(nsName, "tcp", RegistryAddr, time.Second)
+	c, err := linktest.DialIn(nsName, "tcp", RegistryAddr, time.Second)
 	if err != nil {
 		return false
 	}

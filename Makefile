@@ -6,7 +6,8 @@
 # without any engine (push-registry).
 #
 #   make plugin                        build/plugin/{config.json,rootfs/}
-#   make install                       (re)create and enable it on the local engine
+#   make install                       (re)create and enable it on the local engine,
+#                                      and install the host command in $(BINDIR)
 #   make upgrade PUSH_REF=127.0.0.1:5000/macvlan-swarm:dev PUSH_FLAGS=-insecure
 #                                      new build into the installed plugin, state kept
 #   make push PLUGIN_NAME=reg:5000/macvlan-swarm PLUGIN_TAG=0.1.0
@@ -16,6 +17,9 @@
 GO      ?= go
 DOCKER  ?= docker
 GOARCH  ?= $(shell $(GO) env GOARCH)
+
+# Where `make install` puts the host command.
+BINDIR ?= /usr/local/bin
 
 PLUGIN_NAME ?= macvlan-swarm
 PLUGIN_TAG  ?= latest
@@ -46,7 +50,7 @@ GOBUILD := CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) $(GO) build -trimpath -ldfl
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK         := $(BUILD_DIR)/tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 
-.PHONY: all compile rootfs plugin create enable install upgrade push push-registry \
+.PHONY: all compile rootfs plugin create enable install install-cmd upgrade push push-registry \
 	need-push-ref push-tool demo lint test test-unit test-e2e-push bench-parallel soak leader clean
 
 all: plugin
@@ -84,9 +88,15 @@ enable:
 
 # Replace any plugin of the same name: networks using it keep referring to it
 # by name and reach the new one once it is enabled. The old copy's saved
-# networks and endpoints are carried over (see scripts/install.sh).
-install: plugin
+# networks and endpoints are carried over (see scripts/install.sh). The same
+# binary goes to $(BINDIR) as the operator's host command (`macvlan-swarm
+# status`, `macvlan-swarm doctor`); `make install-cmd` installs only that.
+install: plugin install-cmd
 	scripts/install.sh '$(DOCKER)' $(PLUGIN_REF) $(PLUGIN_DIR)
+
+install-cmd: compile
+	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/macvlan-swarm
+	@echo "host command installed: $(DESTDIR)$(BINDIR)/macvlan-swarm (status, doctor)"
 
 # Swap the rootfs of the installed $(PLUGIN_REF) for this build and keep its
 # state (the propagated mount survives `docker plugin upgrade`). The engine

@@ -16,12 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link/linktest"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol/wiretest"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/telemetry/telemetrytest"
 )
 
 var (
@@ -120,31 +118,11 @@ func (d *daemon) scrape(t *testing.T) map[string]float64 {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
+	m, err := telemetrytest.Flatten(resp.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]float64{}
-	for name, f := range families {
-		for _, m := range f.Metric {
-			key := name
-			for _, l := range m.Label {
-				if l.GetName() == "method" {
-					key += "/" + l.GetValue()
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				out[key] = m.Counter.GetValue()
-			case m.Gauge != nil:
-				out[key] = m.Gauge.GetValue()
-			case m.Histogram != nil:
-				out[key+"#count"] = float64(m.Histogram.GetSampleCount())
-			}
-		}
-	}
-	return out
+	return m
 }
 
 // status runs `macvlan-swarm status` with args and returns its output and

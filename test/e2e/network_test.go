@@ -64,14 +64,15 @@ func TestNetworkLocalScope(t *testing.T) {
 	l := lab.New(t, lab.Options{Nodes: 1})
 	n := l.Node(1)
 	b := &netBench{n: n, img: lab.BusyboxImage(t, n)}
-	n.InstallPluginFromDir(t, pluginRef, pluginDir, "SCOPE=local")
-	step("standalone engine with the plugin (SCOPE=local)")
+	n.InstallPluginFromDir(t, pluginRef, pluginDir, "SCOPE=local", "METRICS_ADDR="+opMetricsAddr)
+	step("standalone engine with the plugin (SCOPE=local, metrics on)")
 
 	t.Run("refusals", b.testRefusals)
 	t.Run("vlan_parent", b.testVLANParent)
 	t.Run("container_refusals", b.testContainerRefusals)
 	t.Run("two_containers_dual_stack", b.testLocalDualStack)
 	t.Run("macvlan_modes", b.testModes)
+	t.Run("operator_views", b.testOperatorViews)
 	t.Run("nothing_left", b.testNothingLeft)
 	step("subtests")
 }

@@ -64,6 +64,10 @@ func (n *Node) pidFile() string  { return filepath.Join(n.Dir, "docker.pid") }
 func (n *Node) dataRoot() string { return filepath.Join(n.Dir, "data") }
 func (n *Node) execRoot() string { return filepath.Join(n.Dir, "exec") }
 
+// ExecRoot is the engine's --exec-root (sandbox files, and plugin sockets on
+// newer engines).
+func (n *Node) ExecRoot() string { return n.execRoot() }
+
 // Client returns a Docker API client for this node. It negotiates the API
 // version, so it works against the 20.10 engine, and keeps working across
 // restarts (same socket).
@@ -333,6 +337,10 @@ func (n *Node) clearOut() (manager bool) {
 
 // cleanEnv is the test's environment without variables that would point
 // docker at another engine or config.
+// CleanEnv is the test's environment without the variables that point a
+// Docker client elsewhere; a command for a node adds its DOCKER_HOST.
+func CleanEnv() []string { return cleanEnv() }
+
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {

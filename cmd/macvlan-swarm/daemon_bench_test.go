@@ -26,10 +26,7 @@ func BenchmarkDaemon1000Endpoints(b *testing.B) {
 	lab := linktest.New(b)
 	lab.Veth(b, "eth0", 0)
 	dir := b.TempDir()
-	bin := filepath.Join(dir, "macvlan-swarm")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := binary(b)
 	for i := 0; i < b.N; i++ {
 		state := filepath.Join(dir, fmt.Sprintf("state%d", i))
 		sock := filepath.Join(dir, fmt.Sprintf("s%d.sock", i))

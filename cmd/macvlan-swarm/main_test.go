@@ -53,10 +53,7 @@ func TestNewLoggerRefusesUnknownLevel(t *testing.T) {
 // answered once the lock is released.
 func TestListensBeforeSlowStartupWork(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "macvlan-swarm")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := binary(t)
 	stateDir := filepath.Join(dir, "state")
 	held, err := store.Open(stateDir)
 	if err != nil {

@@ -17,6 +17,7 @@ const (
 	CheckPluginSettings  = "plugin-settings"
 	CheckPluginMissing   = "plugin-missing"
 	CheckPluginVersion   = "plugin-version"
+	CheckNetworkDriver   = "network-driver"
 	CheckOptions         = "options"
 	CheckParent          = "parent"
 	CheckParentDown      = "parent-down"
@@ -89,6 +90,11 @@ func checkPlugin(f Facts) []Finding {
 		out = append(out, Finding{SevError, CheckPluginSettings, subject,
 			fmt.Sprintf("setting PARENTS=%q is not valid, the plugin will not start with it: %s", p.ParentsSetting, p.ParentsErr),
 			fmt.Sprintf("docker plugin disable -f %[1]s; docker plugin set %[1]s PARENTS=lan=eth0,dmz=ens19.20; docker plugin enable %[1]s", p.Name)})
+	}
+	for _, n := range f.Strays {
+		out = append(out, Finding{SevWarning, CheckNetworkDriver, "network " + n.Name,
+			fmt.Sprintf("uses driver %s, not %s: its containers need %[1]s enabled on every node, and this run did not check it", n.Driver, p.Name),
+			fmt.Sprintf("check it with macvlan-swarm doctor --plugin %s, or recreate the network with -d %s", n.Driver, p.Name)})
 	}
 	if f.Role != RoleManager {
 		return out

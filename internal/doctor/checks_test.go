@@ -74,6 +74,10 @@ func TestChecks(t *testing.T) {
 			want: []want{{CheckPluginMissing, "node node2 (down)", SevError, nil, nil}}},
 		{name: "other tag on a worker", change: func(f *Facts) { f.Nodes[1].NetworkPlugins = []string{"macvlan-swarm:0.9"} },
 			want: []want{{CheckPluginVersion, "node node2", SevError, []string{"runs macvlan-swarm:0.9, not " + plug}, []string{"docker plugin upgrade macvlan-swarm:0.9 " + plug}}}},
+		{name: "network of another tag", change: func(f *Facts) {
+			f.Strays = []Network{{ID: "s1", Name: "legacy", Driver: "macvlan-swarm:0.9"}}
+		},
+			want: []want{{CheckNetworkDriver, "network legacy", SevWarning, []string{"uses driver macvlan-swarm:0.9, not " + plug}, []string{"doctor --plugin macvlan-swarm:0.9", "-d " + plug}}}},
 		{name: "this node's stale description is not used", change: func(f *Facts) { f.Nodes[0].NetworkPlugins = nil }},
 		{name: "worker: no cluster checks", change: func(f *Facts) {
 			f.Role = RoleWorker

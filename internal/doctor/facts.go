@@ -37,6 +37,9 @@ type Facts struct {
 	// which must be the node's (the engine's) namespace.
 	Links    []link.Info
 	Networks []Network
+	// Strays are networks whose driver looks like this plugin under
+	// another name or tag (IsOurName): the checks do not look into them.
+	Strays   []Network
 	Nodes    []Node
 	Services []Service
 }

@@ -93,6 +93,7 @@ func Gather(ctx context.Context, e Engine, cfg Config) (Facts, error) {
 		}
 	}
 	f.Networks = NetworksOf(nets, name)
+	f.Strays = StraysOf(nets, name)
 
 	if f.Role == RoleManager {
 		nodes, err := e.NodeList(ctx, swarm.NodeListOptions{})
@@ -200,6 +201,19 @@ func NetworksOf(list []network.Summary, plugin string) []Network {
 		}
 		out = append(out, Network{ID: n.ID, Name: n.Name, Kind: kind, Driver: n.Driver,
 			Options: src.Options, Ranges: rangesOf(src.IPAM.Config)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// StraysOf lists the networks whose driver is named like macvlan-swarm
+// but is not the plugin the checks are about.
+func StraysOf(list []network.Summary, plugin string) []Network {
+	var out []Network
+	for _, n := range list {
+		if IsOurName(n.Driver) && !SameRef(n.Driver, plugin) {
+			out = append(out, Network{ID: n.ID, Name: n.Name, Driver: n.Driver})
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

@@ -87,6 +87,9 @@ func TestNetworksOf(t *testing.T) {
 	if !slices.Equal(names, []string{"lan=plugin", "mv=macvlan", "swarmmv=macvlan"}) {
 		t.Fatalf("networks %q", names)
 	}
+	if strays := StraysOf(list, "macvlan-swarm:latest"); len(strays) != 1 || strays[0].Name != "other" || strays[0].Driver != "macvlan-swarm:0.9" {
+		t.Errorf("strays %+v, want network other of macvlan-swarm:0.9", strays)
+	}
 	if r := got[0].Ranges; len(r) != 2 || r[0].String() != "10.1.2.0/24" || r[1].String() != "fd00::/64" {
 		t.Errorf("lan ranges %v", r)
 	}

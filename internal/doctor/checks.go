@@ -196,8 +196,8 @@ func resolvePlugin(f Facts, n Network, get func(string) (link.Info, error)) reso
 		r.errs = append(r.errs, Finding{SevError, CheckParent, subject,
 			fmt.Sprintf("parent %q does not resolve on this node (%s): %s; none exists, none is base.vid over an existing link; interfaces here: %s",
 				spec, f.Node, describeCandidates(spec, candidates, f.Plugin), orNone(driver.ParentChoices(f.Links))),
-			fmt.Sprintf("give this node an alias for the parent: docker plugin disable -f %[1]s; docker plugin set %[1]s PARENTS=%[2]s=<interface>; docker plugin enable %[1]s; or recreate the network with this node's interface in the list (-o parent='%[3]s|<interface>')",
-				f.Plugin.Name, firstCandidate(spec), spec)})
+			fmt.Sprintf("give this node an alias for the parent: docker plugin disable -f %[1]s; docker plugin set %[1]s PARENTS=%[2]s%[3]s=<interface>; docker plugin enable %[1]s; or recreate the network with this node's interface in the list (-o parent='%[4]s|<interface>')",
+				f.Plugin.Name, keepAliases(f.Plugin.ParentsSetting), firstCandidate(spec), spec)})
 		return r
 	case !pick.Create && pick.Info.EndpointOf() != "":
 		r.errs = append(r.errs, Finding{SevError, CheckParent, subject,
@@ -226,6 +226,15 @@ func describeCandidates(spec string, candidates []string, p Plugin) string {
 		parents = "PARENTS=" + p.ParentsSetting
 	}
 	return fmt.Sprintf("candidates %s (%s)", strings.Join(parts, ", "), parents)
+}
+
+// keepAliases is the PARENTS setting to prefix a new alias with, so that
+// the fix keeps the node's other aliases.
+func keepAliases(setting string) string {
+	if setting = strings.TrimSpace(setting); setting == "" {
+		return ""
+	}
+	return strings.TrimSuffix(setting, ",") + ","
 }
 
 func firstCandidate(spec string) string {

@@ -91,13 +91,13 @@ func TestChecks(t *testing.T) {
 		{name: "parent not found", change: func(f *Facts) { f.Networks[0].Options["parent"] = "wan|eth9" },
 			want: []want{{CheckParent, "network lan", SevError,
 				[]string{`parent "wan|eth9" does not resolve on this node (node1)`, "candidates wan, eth9 (PARENTS=lan=eth0)"},
-				[]string{"PARENTS=wan=<interface>", "-o parent='wan|eth9|<interface>'"}}}},
+				[]string{"PARENTS=lan=eth0,wan=<interface>", "-o parent='wan|eth9|<interface>'"}}}},
 		{name: "alias to a missing link", change: func(f *Facts) {
 			f.Plugin.Parents["lan"], f.Plugin.ParentsSetting = "eth7", "lan=eth7"
 		},
 			want: []want{{CheckParent, "network lan", SevError, []string{"eth7 (PARENTS alias for lan)", "interfaces here: ens19, eth0"}, nil}}},
 		{name: "no PARENTS, no such link", change: func(f *Facts) { f.Plugin.Parents, f.Plugin.ParentsSetting = nil, "" },
-			want: []want{{CheckParent, "network lan", SevError, []string{"candidates lan (PARENTS is not set)"}, nil}}},
+			want: []want{{CheckParent, "network lan", SevError, []string{"candidates lan (PARENTS is not set)"}, []string{" PARENTS=lan=<interface>"}}}},
 		{name: "vlan over an existing base resolves", change: func(f *Facts) { f.Networks[0].Options["parent"] = "eth9|eth0.20" }},
 		{name: "vlan over a missing base", change: func(f *Facts) { f.Networks[0].Options["parent"] = "eth9.20" },
 			want: []want{{CheckParent, "network lan", SevError, []string{"none is base.vid over an existing link"}, nil}}},

@@ -211,6 +211,8 @@ func (b *doctorBench) testVIPService(t *testing.T) {
 	b.mgr.Docker(t, "service", "create", "-d", "--no-resolve-image", "--replicas", "0", "--name", "dvip",
 		"--network", dcNet, b.img, "true")
 	r := b.runDoctor(t, b.mgr)
+	js, _ := json.MarshalIndent(r.report, "", "  ")
+	t.Logf("the same with --json:\n%s", js)
 	expectOnly(t, r, doctor.CheckVIPMode, "service dvip", doctor.SevError,
 		[]string{"endpoint mode vip on plugin network " + dcNet}, []string{"docker service update --endpoint-mode dnsrr dvip"})
 	b.mgr.Docker(t, "service", "rm", "dvip")
@@ -221,7 +223,7 @@ func (b *doctorBench) testParentMissing(t *testing.T) {
 	r := b.runDoctor(t, b.mgr)
 	expectOnly(t, r, doctor.CheckParent, "network dbad", doctor.SevError,
 		[]string{`parent "eth9|lan9" does not resolve on this node (node1)`, "candidates eth9, lan9 (PARENTS=lan=eth0)", "interfaces here: ", "eth0"},
-		[]string{"PARENTS=eth9=<interface>"})
+		[]string{"PARENTS=lan=eth0,eth9=<interface>"})
 	b.mgr.Docker(t, "network", "rm", "dbad")
 }
 

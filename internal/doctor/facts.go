@@ -4,7 +4,9 @@
 //
 // The checks (checks.go) are pure functions over Facts, so each can be tested
 // with a table of made-up facts; Gather (gather.go) fills Facts from the
-// Docker API and from netlink in the caller's network namespace. The plugin's
+// Docker API and, through internal/link, from the links of the caller's
+// network namespace. Parent resolution and option parsing are the driver's
+// own (driver.ParentCandidates, PickParent, NetworkOptions). The plugin's
 // handlers never call the Docker API (it deadlocks the engine during its
 // start-up): the doctor is a client command, run by an operator.
 package doctor

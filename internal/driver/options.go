@@ -79,6 +79,14 @@ func parseOptions(opts map[string]string) (netOptions, error) {
 	return o, nil
 }
 
+// NetworkOptions reads a network's -o options exactly as CreateNetwork
+// does, for the doctor command: the parent option and the MTU (0: the
+// parent's), or the error every node would refuse the network with.
+func NetworkOptions(opts map[string]string) (parentSpec string, mtu int, err error) {
+	o, err := parseOptions(opts)
+	return o.ParentSpec, o.MTU, err
+}
+
 // checkParentSpec checks the shape of each "|"-separated candidate.
 func checkParentSpec(spec string) error {
 	seen := map[string]bool{}

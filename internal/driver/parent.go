@@ -3,6 +3,7 @@ package driver
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
@@ -22,32 +23,48 @@ type resolvedParent struct {
 	DriverOwned bool
 }
 
-// resolveParent picks this node's parent for a spec. Each "|"-separated
-// candidate is first mapped through the node's PARENTS aliases. The first
-// candidate whose link exists wins; when none exists, the first candidate
-// shaped name.vid whose base link exists is to be created as an 802.1q link.
-// The caller holds the state lock.
-func (d *Driver) resolveParent(spec string) (resolvedParent, error) {
+// ParentCandidates maps each "|"-separated candidate of a parent option
+// through a node's PARENTS aliases, keeping their order. It is the first half
+// of parent resolution, shared with the doctor command.
+func ParentCandidates(spec string, aliases map[string]string) []string {
 	var candidates []string
 	for _, c := range strings.Split(spec, "|") {
 		c = strings.TrimSpace(c)
-		if alias, ok := d.parents[c]; ok {
+		if alias, ok := aliases[c]; ok {
 			c = alias
 		}
 		candidates = append(candidates, c)
 	}
+	return candidates
+}
+
+// ParentPick is the link a list of candidates resolves to on a node.
+type ParentPick struct {
+	Name string
+	// Create is set when Name does not exist yet and is an 802.1q link
+	// (base.vid) to be created on Info, its base.
+	Create bool
+	// Info is the link Name, or its base when Create is set.
+	Info link.Info
+}
+
+// PickParent is the second half of parent resolution: the first candidate
+// whose link exists wins; when none exists, the first candidate shaped
+// name.vid whose base link exists is to be created as an 802.1q link. get
+// looks a link up and returns an error wrapping link.ErrNotFound for a
+// missing one. found is false when no candidate resolves; err reports a
+// failed lookup or a VLAN candidate with an invalid id. It changes nothing,
+// so the doctor command can ask it over links it listed.
+func PickParent(candidates []string, get func(name string) (link.Info, error)) (pick ParentPick, found bool, err error) {
 	for _, c := range candidates {
-		info, err := d.links.Get(c)
+		info, err := get(c)
 		if errors.Is(err, link.ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return resolvedParent{}, fmt.Errorf("look up parent %q: %w", c, err)
+			return ParentPick{}, false, fmt.Errorf("look up parent %q: %w", c, err)
 		}
-		if info.EndpointOf() != "" {
-			return resolvedParent{}, fmt.Errorf("parent %q is a container link made by macvlan-swarm (its alias says %q), not a LAN interface", c, info.Alias)
-		}
-		return resolvedParent{Name: c, MTU: info.MTU, DriverOwned: d.parentOwned(c)}, nil
+		return ParentPick{Name: c, Info: info}, true, nil
 	}
 	for _, c := range candidates {
 		base, _, isVLAN, err := link.SplitVLAN(c)
@@ -55,18 +72,39 @@ func (d *Driver) resolveParent(spec string) (resolvedParent, error) {
 			continue
 		}
 		if err != nil {
-			return resolvedParent{}, err
+			return ParentPick{}, false, err
 		}
-		info, err := d.links.Get(base)
+		info, err := get(base)
 		if errors.Is(err, link.ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return resolvedParent{}, fmt.Errorf("look up %q, the base of VLAN parent %q: %w", base, c, err)
+			return ParentPick{}, false, fmt.Errorf("look up %q, the base of VLAN parent %q: %w", base, c, err)
 		}
-		return resolvedParent{Name: c, MTU: info.MTU, Create: true, DriverOwned: true}, nil
+		return ParentPick{Name: c, Create: true, Info: info}, true, nil
 	}
-	return resolvedParent{}, d.parentNotFound(spec, candidates)
+	return ParentPick{}, false, nil
+}
+
+// resolveParent picks this node's parent for a spec (ParentCandidates, then
+// PickParent). A container link of this driver is never a parent.
+// The caller holds the state lock.
+func (d *Driver) resolveParent(spec string) (resolvedParent, error) {
+	candidates := ParentCandidates(spec, d.parents)
+	pick, found, err := PickParent(candidates, d.links.Get)
+	if err != nil {
+		return resolvedParent{}, err
+	}
+	if !found {
+		return resolvedParent{}, d.parentNotFound(spec, candidates)
+	}
+	if pick.Create {
+		return resolvedParent{Name: pick.Name, MTU: pick.Info.MTU, Create: true, DriverOwned: true}, nil
+	}
+	if pick.Info.EndpointOf() != "" {
+		return resolvedParent{}, fmt.Errorf("parent %q is a container link made by macvlan-swarm (its alias says %q), not a LAN interface", pick.Name, pick.Info.Alias)
+	}
+	return resolvedParent{Name: pick.Name, MTU: pick.Info.MTU, DriverOwned: d.parentOwned(pick.Name)}, nil
 }
 
 func (d *Driver) parentNotFound(spec string, candidates []string) error {
@@ -76,26 +114,26 @@ func (d *Driver) parentNotFound(spec string, candidates []string) error {
 	}
 	var here []string
 	if infos, err := d.links.List(); err == nil {
-		for _, i := range infos {
-			if candidateParent(i) {
-				here = append(here, i.Name)
-			}
-		}
+		here = ParentChoices(infos)
 	}
 	return fmt.Errorf("%s not found on %s; interfaces here: %s. Use -o parent='a|b' to list each node's name, or give this node an alias: docker plugin disable -f PLUGIN, docker plugin set PLUGIN PARENTS=lan=eth0, docker plugin enable PLUGIN", what, d.onNode(), joinSorted(here))
 }
 
-// candidateParent tells which of a node's links are worth listing in a
-// "not found" message: not the loopback, not the engine's own bridges and
+// ParentChoices names, sorted, the links of a node worth listing when a
+// parent is not found: not the loopback, not the engine's own bridges and
 // veths, not this driver's container links.
-func candidateParent(i link.Info) bool {
-	switch {
-	case i.Name == "lo", i.Name == "docker0", i.Name == "docker_gwbridge":
-		return false
-	case strings.HasPrefix(i.Name, "veth"), i.EndpointOf() != "":
-		return false
+func ParentChoices(infos []link.Info) []string {
+	var here []string
+	for _, i := range infos {
+		switch {
+		case i.Name == "lo", i.Name == "docker0", i.Name == "docker_gwbridge":
+		case strings.HasPrefix(i.Name, "veth"), i.EndpointOf() != "":
+		default:
+			here = append(here, i.Name)
+		}
 	}
-	return true
+	sort.Strings(here)
+	return here
 }
 
 // parentOwned reports whether a recorded network says this driver created

@@ -141,11 +141,28 @@ func (d *Driver) Close() {
 }
 
 // GetCapabilities reports the configured scope. ConnectivityScope global is
-// what gives swarm service discovery on the network. It never advertises
-// GwAllocChecker (engines >= 28), so GwAllocCheck is not served: on a LAN the
-// gateway is the router's address, which IPAM must keep reserving.
+// what gives swarm service discovery on the network. GwAllocChecker asks
+// engines 28 and newer to call GwAllocCheck before they reserve a network's
+// gateway addresses.
 func (d *Driver) GetCapabilities() (*protocol.CapabilitiesResponse, error) {
-	return &protocol.CapabilitiesResponse{Scope: d.scope, ConnectivityScope: d.scope}, nil
+	return &protocol.CapabilitiesResponse{Scope: d.scope, ConnectivityScope: d.scope, GwAllocChecker: true}, nil
+}
+
+// GwAllocCheck tells a standalone engine (28 and newer) that an --internal
+// network needs no gateway address: its containers get no default route, so
+// the address would only be lost to IPAM. Engine 28.5's built-in macvlan
+// answers the same. Other networks keep the gateway the user gave, or the
+// one IPAM picks (the pool's first address) when none was given, as on
+// engines 20.10 and 26.1, which never ask: on a LAN that address is the
+// router's, and a cluster of mixed engines then gives every container the
+// same default route. (Moby after 28.5 stops guessing a gateway for its
+// built-in macvlan; docs/engines.md says why this plugin does not, yet.)
+// A body without options, as a retry after a plugin crash sends, is a
+// network that is not internal: the engine then reserves the gateway, which
+// loses nothing.
+func (d *Driver) GwAllocCheck(req *protocol.GwAllocCheckRequest) (*protocol.GwAllocCheckResponse, error) {
+	internal, _ := req.Options[protocol.OptionInternal].(bool)
+	return &protocol.GwAllocCheckResponse{SkipIPv4: internal, SkipIPv6: internal}, nil
 }
 
 // ProgramExternalConnectivity has nothing to do: a macvlan endpoint is on the

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
@@ -57,7 +58,34 @@ func endpointFromRequest(req *protocol.CreateEndpointRequest) (*model.Endpoint, 
 			return nil, err
 		}
 	}
+	if v, ok := req.Options[optIfName]; ok {
+		name, _ := v.(string)
+		if err := link.CheckName(name); err != nil {
+			return nil, fmt.Errorf("the container interface name %v (%s) is not valid: %v; give a name of 1 to %d characters without '/', ':' or spaces", v, optIfName, err, link.MaxNameLen)
+		}
+		e.IfName = name
+	}
 	return e, nil
+}
+
+// optIfName is the endpoint option by which engines 28 and newer pass the
+// interface name the user asked for in the container
+// (--network name=NET,driver-opt=com.docker.network.endpoint.ifname=NAME).
+const optIfName = "com.docker.network.endpoint.ifname"
+
+// ifNamePrefix is the DstPrefix that gets an engine to name the container
+// interface ifname: the engine passes a remote driver's DstName on to no
+// one (up to 28.5), but names the interface DstPrefix followed by the
+// lowest number no interface of that prefix has. So "lan0" is asked for as
+// prefix "lan" and comes out as lan0 unless the container already has a
+// lan0 (then lan1); a name without a number at its end ("wan") comes out
+// with one ("wan0").
+func ifNamePrefix(ifname string) string {
+	p := strings.TrimRight(ifname, "0123456789")
+	if p == "" {
+		return containerPrefix
+	}
+	return p
 }
 
 // CreateEndpoint records an endpoint. IPAM has filled its addresses; the

@@ -303,7 +303,8 @@ func joinedLink(t testing.TB, epID string, m map[string]any) string {
 	t.Helper()
 	in, _ := m["InterfaceName"].(map[string]any)
 	src, _ := in["SrcName"].(string)
-	if src != hostLink(epID) || in["DstPrefix"] != "eth" {
+	// DstPrefix is eth unless the user asked for a name (DstName).
+	if src != hostLink(epID) || in["DstPrefix"] != "eth" && in["DstName"] == nil {
 		t.Fatalf("Join answered InterfaceName %v, want SrcName %q and DstPrefix eth", m["InterfaceName"], hostLink(epID))
 	}
 	if m["DisableGatewayService"] != true {

@@ -64,6 +64,9 @@ func (d *Driver) Join(req *protocol.JoinRequest) (*protocol.JoinResponse, error)
 		InterfaceName:         &protocol.InterfaceName{SrcName: e.Link, DstPrefix: containerPrefix},
 		DisableGatewayService: true,
 	}
+	if e.IfName != "" {
+		resp.InterfaceName.DstPrefix, resp.InterfaceName.DstName = ifNamePrefix(e.IfName), e.IfName
+	}
 	if !n.Internal {
 		resp.Gateway = gatewayFor(n.IPv4, joined.IPv4)
 		resp.GatewayIPv6 = gatewayFor(n.IPv6, joined.IPv6)

@@ -29,7 +29,7 @@ func TestLifecycleModes(t *testing.T) {
 			eth0 := b.snapshotLink(t, "eth0")
 
 			caps := b.ok(t, "GetCapabilities", nil)
-			if want := map[string]any{"Scope": "global", "ConnectivityScope": "global"}; !reflect.DeepEqual(caps, want) {
+			if want := map[string]any{"Scope": "global", "ConnectivityScope": "global", "GwAllocChecker": true}; !reflect.DeepEqual(caps, want) {
 				t.Errorf("GetCapabilities = %v, want %v", caps, want)
 			}
 
@@ -469,13 +469,14 @@ func TestLifecycleIdempotentDeletes(t *testing.T) {
 func TestLifecycleGoldenReplay(t *testing.T) {
 	t.Parallel()
 	for _, run := range []string{"engine-20.10-local", "engine-20.10-swarm", "engine-26.1-standalone", "engine-26.1-swarm",
-		"engine-20.10-swarm/restarting", "engine-26.1-standalone/restarting"} {
+		"engine-28.5-standalone", "engine-28.5-swarm",
+		"engine-20.10-swarm/restarting", "engine-26.1-standalone/restarting", "engine-28.5-standalone/restarting"} {
 		engine, variant, _ := strings.Cut(run, "/")
 		restarting := variant == "restarting"
 		t.Run(run, func(t *testing.T) {
 			t.Parallel()
 			files := wiretest.Captures(engine) // in the order the engine sent them
-			if len(files) < 40 {
+			if len(files) < 35 {
 				t.Fatalf("captured requests of %s: %d files", engine, len(files))
 			}
 			b := newBench(t, benchOpts{})
@@ -485,6 +486,7 @@ func TestLifecycleGoldenReplay(t *testing.T) {
 			sandboxes := map[string]*linktest.Lab{} // SandboxKey -> its "container"
 			inside := map[string]*linktest.Lab{}    // endpoint id -> where its link is
 			joined := map[string]string{}           // endpoint id -> host link
+			ifnames := map[string]string{}          // endpoint id -> the interface name asked for
 			counts := map[string]int{}
 			for _, f := range files {
 				body := []byte(rewrite.Replace(string(f.Body)))
@@ -512,7 +514,13 @@ func TestLifecycleGoldenReplay(t *testing.T) {
 					if err := json.Unmarshal(body, &req); err != nil {
 						t.Fatal(err)
 					}
+					if name, ok := req.Options["com.docker.network.endpoint.ifname"].(string); ok {
+						ifnames[req.EndpointID] = name
+					}
 					in, _ := m["Interface"].(map[string]any)
+					if mac, _ := in["MacAddress"].(string); mac != "" && req.Interface.Address == "" && !strings.HasPrefix(mac, "06:") {
+						t.Errorf("%s: an endpoint without IPv4 got MAC %s, want one from its id (06:…)", name, mac)
+					}
 					switch {
 					case req.Interface.MacAddress != "" && len(m) != 0:
 						t.Errorf("%s: request had a MAC, answer %v, want {}", name, m)
@@ -521,6 +529,17 @@ func TestLifecycleGoldenReplay(t *testing.T) {
 					}
 				}
 				if method == "Join" {
+					// The interface name the user asked for: the whole name,
+					// and the prefix that makes engines up to 28.5 (which
+					// pass on only the prefix) name it so.
+					iface, _ := m["InterfaceName"].(map[string]any)
+					want := map[string]any{"SrcName": iface["SrcName"], "DstPrefix": "eth"}
+					if asked := ifnames[ids.EndpointID]; asked != "" {
+						want = map[string]any{"SrcName": iface["SrcName"], "DstPrefix": strings.TrimRight(asked, "0123456789"), "DstName": asked}
+					}
+					if !reflect.DeepEqual(iface, want) {
+						t.Errorf("%s: InterfaceName %v, want %v", name, iface, want)
+					}
 					src := joinedLink(t, ids.EndpointID, m)
 					joined[ids.EndpointID] = src
 					ns := sandboxes[ids.SandboxKey]
@@ -537,6 +556,9 @@ func TestLifecycleGoldenReplay(t *testing.T) {
 			}
 			for ep := range inside {
 				t.Errorf("endpoint %s was joined and never left", ep[:12])
+			}
+			if engine == "engine-28.5-standalone" && (len(ifnames) != 1 || counts["GwAllocCheck"] != 4) {
+				t.Errorf("replay of %s covered %d interface names and %d GwAllocChecks, want 1 and 4", engine, len(ifnames), counts["GwAllocCheck"])
 			}
 			if counts["Join"] == 0 || counts["Leave"] == 0 || counts["DeleteNetwork"] == 0 {
 				t.Errorf("replay covered %v, want joins, leaves and network deletes", counts)

@@ -403,3 +403,67 @@ func TestRecreateWhoseParentCannotBeMadeKeepsOldNetwork(t *testing.T) {
 		t.Fatalf("the old network was not kept: before %+v, after %+v", before, after)
 	}
 }
+
+// GwAllocCheck (engines 28 and newer ask it before reserving gateways):
+// only an --internal network goes without; a body without options, as a
+// retry after a crash sends, keeps the gateway.
+func TestGwAllocCheckSkipsOnlyInternalNetworks(t *testing.T) {
+	d := fakeDriver(t, newFakeLinks("eth0"), t.TempDir(), nil)
+	caps, err := d.GetCapabilities()
+	mustOK(t, err)
+	if !caps.GwAllocChecker {
+		t.Fatal("GetCapabilities does not offer GwAllocCheck")
+	}
+	for _, c := range []struct {
+		opts map[string]any
+		skip bool
+	}{
+		{map[string]any{protocol.OptionInternal: true, protocol.OptionGeneric: map[string]any{"parent": "eth0"}}, true},
+		{map[string]any{protocol.OptionInternal: false}, false},
+		{map[string]any{protocol.OptionGeneric: map[string]any{"parent": "eth0"}}, false},
+		{nil, false},
+	} {
+		r, err := d.GwAllocCheck(&protocol.GwAllocCheckRequest{Options: c.opts})
+		mustOK(t, err)
+		if r.SkipIPv4 != c.skip || r.SkipIPv6 != c.skip {
+			t.Errorf("GwAllocCheck(%v) = %+v, want skip %v for both", c.opts, r, c.skip)
+		}
+	}
+}
+
+// The interface name asked for in the container is checked at
+// CreateEndpoint, kept across a restart, and answered at Join as the whole
+// name and the prefix that makes engines up to 28.5 produce it.
+func TestInterfaceNameAskedFor(t *testing.T) {
+	dir := t.TempDir()
+	f := newFakeLinks("eth0")
+	d := fakeDriver(t, f, dir, nil)
+	mustOK(t, d.CreateNetwork(createNet(netA, "eth0")))
+	for _, bad := range []any{"", "a-very-long-interface-name", "lan/0", 7} {
+		req := wiretest.CreateEndpoint(netA, ep1, "10.20.0.5/24", "", "")
+		req.Options = map[string]any{optIfName: bad}
+		_, err := d.CreateEndpoint(req)
+		if err == nil || !strings.Contains(err.Error(), optIfName) {
+			t.Errorf("ifname %#v: err = %v, want a refusal naming %s", bad, err, optIfName)
+		}
+	}
+	if n := len(d.Snapshot().Endpoints); n != 0 {
+		t.Fatalf("refused endpoints were recorded: %d", n)
+	}
+	for i, c := range []struct{ ifname, prefix string }{{"lan0", "lan"}, {"wan", "wan"}, {"uplink12", "uplink"}, {"0", "eth"}} {
+		ep := fmt.Sprintf("%064d", i+1)
+		req := wiretest.CreateEndpoint(netA, ep, fmt.Sprintf("10.20.0.%d/24", 10+i), "", "")
+		req.Options = map[string]any{optIfName: c.ifname}
+		_, err := d.CreateEndpoint(req)
+		mustOK(t, err)
+		if i == 0 { // the name survives a restart between CreateEndpoint and Join
+			stop(d)
+			d = fakeDriver(t, f, dir, nil)
+		}
+		resp, err := d.Join(wiretest.Join(netA, ep))
+		mustOK(t, err)
+		if got := resp.InterfaceName; got.DstName != c.ifname || got.DstPrefix != c.prefix {
+			t.Errorf("ifname %q: InterfaceName %+v, want DstName %q and DstPrefix %q", c.ifname, got, c.ifname, c.prefix)
+		}
+	}
+}

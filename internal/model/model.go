@@ -70,7 +70,11 @@ type Endpoint struct {
 	IPv6      netip.Prefix // invalid when it has no IPv6 address
 	MAC       net.HardwareAddr
 	// Link is the host-side macvlan link name handed to the engine in Join.
-	Link    string
+	Link string
+	// IfName is the interface name the user asked for inside the container
+	// (com.docker.network.endpoint.ifname, engines 28 and newer); empty:
+	// the engine's ethN.
+	IfName  string
 	Created time.Time
 	// Sandbox is what Join said about the container; zero until then.
 	Sandbox Sandbox

@@ -147,3 +147,10 @@ func (f *fakeDriver) DiscoverNew(r *protocol.DiscoveryNotification) error {
 func (f *fakeDriver) DiscoverDelete(r *protocol.DiscoveryNotification) error {
 	return f.record("DiscoverDelete", r)
 }
+
+func (f *fakeDriver) GwAllocCheck(r *protocol.GwAllocCheckRequest) (*protocol.GwAllocCheckResponse, error) {
+	if err := f.record("GwAllocCheck", r); err != nil {
+		return nil, err
+	}
+	return &protocol.GwAllocCheckResponse{}, nil
+}

@@ -54,6 +54,7 @@ func NewHandler(d Driver, log *slog.Logger, opts ...Option) http.Handler {
 	route(h, "NetworkDriver", "RevokeExternalConnectivity", errOnly(d.RevokeExternalConnectivity))
 	route(h, "NetworkDriver", "DiscoverNew", errOnly(d.DiscoverNew))
 	route(h, "NetworkDriver", "DiscoverDelete", errOnly(d.DiscoverDelete))
+	route(h, "NetworkDriver", "GwAllocCheck", d.GwAllocCheck)
 
 	// GET /status: what the plugin holds, for operators and tests, when it
 	// was given a status. The socket is the only listener, so only root on

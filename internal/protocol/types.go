@@ -26,6 +26,7 @@ type Driver interface {
 	RevokeExternalConnectivity(*ExternalConnectivityRequest) error
 	DiscoverNew(*DiscoveryNotification) error
 	DiscoverDelete(*DiscoveryNotification) error
+	GwAllocCheck(*GwAllocCheckRequest) (*GwAllocCheckResponse, error)
 }
 
 // Scope values for CapabilitiesResponse.
@@ -48,10 +49,27 @@ type ActivateResponse struct {
 	Implements []string
 }
 
-// CapabilitiesResponse answers GetCapabilities.
+// CapabilitiesResponse answers GetCapabilities. GwAllocChecker (read by
+// engines 28 and newer, ignored by older ones) says the plugin answers
+// GwAllocCheck.
 type CapabilitiesResponse struct {
 	Scope             string
 	ConnectivityScope string
+	GwAllocChecker    bool `json:",omitempty"`
+}
+
+// GwAllocCheckRequest asks, before a standalone engine (28 and newer)
+// reserves a network's gateway addresses, whether the network needs them.
+// Options are the network's options as CreateNetwork will get them.
+type GwAllocCheckRequest struct {
+	Options map[string]any
+}
+
+// GwAllocCheckResponse tells the engine not to reserve a gateway address
+// of that family unless the user gave one.
+type GwAllocCheckResponse struct {
+	SkipIPv4 bool
+	SkipIPv6 bool
 }
 
 // IPAMData is one address pool. Gateway and AuxAddresses values are CIDR
@@ -155,10 +173,14 @@ type JoinRequest struct {
 }
 
 // InterfaceName names the host link the engine moves into the container
-// (SrcName) and the prefix of its name there (DstPrefix, e.g. "eth").
+// (SrcName) and the prefix of its name there (DstPrefix, e.g. "eth": the
+// engine adds the lowest number no interface of that prefix has). DstName,
+// the whole name, is in the engine's remote API but ignored by every engine
+// up to 28.5 (its remote driver passes only SrcName and DstPrefix on).
 type InterfaceName struct {
 	SrcName   string
 	DstPrefix string
+	DstName   string `json:",omitempty"`
 }
 
 // StaticRoute is a route the engine adds inside the container.

@@ -39,8 +39,8 @@ func TestEngineRequests(t *testing.T) {
 	perMethod := map[string]int{}
 
 	captures := wiretest.Captures()
-	if len(captures) != 256 {
-		t.Fatalf("found %d captured requests, want the 256 copied from the engines", len(captures))
+	if len(captures) != 374 {
+		t.Fatalf("found %d captured requests, want the 374 recorded from the engines", len(captures))
 	}
 	for _, capture := range captures {
 		name, method, body := capture.Name, capture.Method, capture.Body
@@ -89,7 +89,7 @@ func TestEngineRequests(t *testing.T) {
 	}
 	for _, m := range []string{"GetCapabilities", "DiscoverNew", "AllocateNetwork", "FreeNetwork",
 		"CreateNetwork", "DeleteNetwork", "CreateEndpoint", "EndpointOperInfo", "DeleteEndpoint",
-		"Join", "Leave", "ProgramExternalConnectivity", "RevokeExternalConnectivity"} {
+		"Join", "Leave", "ProgramExternalConnectivity", "RevokeExternalConnectivity", "GwAllocCheck"} {
 		if perMethod[m] == 0 {
 			t.Errorf("no captured request exercised %s", m)
 		}
@@ -217,6 +217,30 @@ func requestChecks() map[string]func(*testing.T, any) {
 		},
 		"engine-26.1-swarm/0001-GetCapabilities.json": func(t *testing.T, v any) {
 			eq(t, "request", v, nil)
+		},
+		// Engine 28.5: what is new on the wire.
+		"engine-28.5-standalone/0006-GwAllocCheck.json": func(t *testing.T, v any) {
+			r := v.(*protocol.GwAllocCheckRequest)
+			eq(t, "Options[internal]", r.Options[protocol.OptionInternal], any(true))
+			eq(t, "Options[enable_ipv4]", r.Options[protocol.OptionEnableIPv4], any(true))
+		},
+		"engine-28.5-standalone/0007-CreateNetwork.json": func(t *testing.T, v any) {
+			// The internal network, after the plugin said it needs no
+			// gateway: IPAM reserved none.
+			r := v.(*protocol.CreateNetworkRequest)
+			eq(t, "Options[internal]", r.Options[protocol.OptionInternal], any(true))
+			eq(t, "IPv4Data", r.IPv4Data, []protocol.IPAMData{{AddressSpace: "GlobalDefault", Pool: "10.63.0.0/24"}})
+		},
+		"engine-28.5-standalone/0009-CreateNetwork.json": func(t *testing.T, v any) {
+			// --ipv4=false: no IPv4 pool at all.
+			r := v.(*protocol.CreateNetworkRequest)
+			eq(t, "Options[enable_ipv4]", r.Options[protocol.OptionEnableIPv4], any(false))
+			eq(t, "len(IPv4Data)", len(r.IPv4Data), 0)
+			eq(t, "IPv6Data", r.IPv6Data, []protocol.IPAMData{{AddressSpace: "GlobalDefault", Pool: "fd00:64::/64", Gateway: "fd00:64::1/64"}})
+		},
+		"engine-28.5-standalone/0029-CreateEndpoint.json": func(t *testing.T, v any) {
+			r := v.(*protocol.CreateEndpointRequest)
+			eq(t, "Options[ifname]", r.Options["com.docker.network.endpoint.ifname"], any("lan0"))
 		},
 	}
 }

@@ -50,6 +50,7 @@ type endpointRecord struct {
 	SandboxDev uint64 `json:"sandbox_dev,omitempty"`
 	SandboxIno uint64 `json:"sandbox_ino,omitempty"`
 	Joined     int64  `json:"joined,omitempty"`
+	IfName     string `json:"ifname,omitempty"`
 }
 
 func fromPools(ps []model.Pool) []poolRecord {
@@ -130,7 +131,7 @@ func fromEndpoint(e *model.Endpoint) endpointRecord {
 	r := endpointRecord{
 		ID: e.ID, NetworkID: e.NetworkID, MAC: e.MAC.String(), Link: e.Link, Created: unixNano(e.Created),
 		SandboxKey: e.Sandbox.Key, SandboxDev: e.Sandbox.File.Dev, SandboxIno: e.Sandbox.File.Ino,
-		Joined: unixNano(e.Sandbox.Joined),
+		Joined: unixNano(e.Sandbox.Joined), IfName: e.IfName,
 	}
 	if e.IPv4.IsValid() {
 		r.IPv4 = e.IPv4.String()
@@ -143,7 +144,7 @@ func fromEndpoint(e *model.Endpoint) endpointRecord {
 
 func (r endpointRecord) model(loaded time.Time) (*model.Endpoint, error) {
 	e := &model.Endpoint{
-		ID: r.ID, NetworkID: r.NetworkID, Link: r.Link, Created: fromUnixNano(r.Created),
+		ID: r.ID, NetworkID: r.NetworkID, Link: r.Link, IfName: r.IfName, Created: fromUnixNano(r.Created),
 		Sandbox: model.Sandbox{Key: r.SandboxKey, File: model.FileID{Dev: r.SandboxDev, Ino: r.SandboxIno}, Joined: fromUnixNano(r.Joined)},
 	}
 	if e.Created.IsZero() {
@@ -161,6 +162,11 @@ func (r endpointRecord) model(loaded time.Time) (*model.Endpoint, error) {
 	}
 	if err := link.CheckName(r.Link); err != nil {
 		return nil, fmt.Errorf("link: %w", err)
+	}
+	if r.IfName != "" {
+		if err := link.CheckName(r.IfName); err != nil {
+			return nil, fmt.Errorf("ifname: %w", err)
+		}
 	}
 	return e, nil
 }

@@ -64,6 +64,10 @@ func (n *Node) pidFile() string  { return filepath.Join(n.Dir, "docker.pid") }
 func (n *Node) dataRoot() string { return filepath.Join(n.Dir, "data") }
 func (n *Node) execRoot() string { return filepath.Join(n.Dir, "exec") }
 
+// DataRoot is the engine's --data-root (plugins' propagated mounts live
+// under <data-root>/plugins/<id>/propagated-mount).
+func (n *Node) DataRoot() string { return n.dataRoot() }
+
 // ExecRoot is the engine's --exec-root (sandbox files, and plugin sockets on
 // newer engines).
 func (n *Node) ExecRoot() string { return n.execRoot() }

@@ -73,6 +73,7 @@ func TestNetworkLocalScope(t *testing.T) {
 	t.Run("two_containers_dual_stack", b.testLocalDualStack)
 	t.Run("macvlan_modes", b.testModes)
 	t.Run("operator_views", b.testOperatorViews)
+	t.Run("engine28", b.testEngine28)
 	t.Run("nothing_left", b.testNothingLeft)
 	step("subtests")
 }

@@ -215,7 +215,11 @@ func printReport(out io.Writer, r report, path string) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortID(e.ID), shortID(e.Network), orDash(e.IPv4), orDash(e.IPv6), e.MAC, e.Link, yesNo(e.Joined))
 	}
 	tw.Flush()
-	fmt.Fprintf(out, "\nREAPER %d host links pending\n", r.ReaperPending)
+	fmt.Fprintf(out, "\nREAPER %d host links pending", r.ReaperPending)
+	if len(r.ReaperLinks) > 0 {
+		fmt.Fprintf(out, ": %s", strings.Join(r.ReaperLinks, " "))
+	}
+	fmt.Fprintln(out)
 
 	if len(r.Drift) == 0 {
 		fmt.Fprintln(out, "\nDRIFT none: saved state and kernel agree")

@@ -22,8 +22,10 @@ type Status struct {
 	Node      string           `json:"node"`
 	Networks  []NetworkStatus  `json:"networks"`
 	Endpoints []EndpointStatus `json:"endpoints"`
-	// ReaperPending counts host links queued for the reaper's next batch.
-	ReaperPending int `json:"reaper_pending"`
+	// ReaperPending counts host links queued for the reaper's next batch;
+	// ReaperLinks names them, and any the reaper is deleting now.
+	ReaperPending int      `json:"reaper_pending"`
+	ReaperLinks   []string `json:"reaper_links"`
 	// Drift lists disagreements between the saved state and the kernel
 	// that held on two looks 200 ms apart; empty when they agree.
 	Drift []Drift `json:"drift"`
@@ -138,6 +140,11 @@ func (d *Driver) view() Status {
 	d.st.mu.Unlock()
 	sort.Slice(s.Networks, func(i, j int) bool { return s.Networks[i].ID < s.Networks[j].ID })
 	sort.Slice(s.Endpoints, func(i, j int) bool { return s.Endpoints[i].ID < s.Endpoints[j].ID })
+	s.ReaperLinks = []string{}
+	for name := range d.reaper.Queued() {
+		s.ReaperLinks = append(s.ReaperLinks, name)
+	}
+	sort.Strings(s.ReaperLinks)
 	s.Drift = []Drift{}
 	return s
 }

@@ -103,9 +103,13 @@ func TestStatusDriftOnRealNetlink(t *testing.T) {
 	b.lab.Veth(t, "eth1", 0)
 	want("parent back")
 
-	// A deleted endpoint's link waiting for the reaper is not drift.
+	// A deleted endpoint's link waiting for the reaper is not drift, and
+	// the status names it.
 	b.ok(t, "Leave", wiretest.Leave(netID, ep))
 	b.lab.MoveBack(t, ctr, src)
 	b.ok(t, "DeleteEndpoint", wiretest.DeleteEndpoint(netID, ep))
+	if s := b.d.Snapshot(); s.ReaperPending > 0 && (len(s.ReaperLinks) != 1 || s.ReaperLinks[0] != src) {
+		t.Errorf("reaper holds %d links, named %v; want %s", s.ReaperPending, s.ReaperLinks, src)
+	}
 	want("endpoint deleted")
 }

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/driver"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
@@ -20,7 +21,8 @@ import (
 // shaped like ours but without the mark is never drift.
 func TestStatusDriftOnRealNetlink(t *testing.T) {
 	t.Parallel()
-	b := newBench(t, benchOpts{parents: []string{"eth0", "eth1"}})
+	// The reaper waits: a deleted endpoint's link stays queued until the end.
+	b := newBench(t, benchOpts{parents: []string{"eth0", "eth1"}, reapDelay: time.Hour})
 	b.d.SetDriftGrace(0)
 	netID, ep := hexID("drift-net"), hexID("drift-ep")
 	b.netWithEndpoint(t, netID, ep, 87)
@@ -108,7 +110,7 @@ func TestStatusDriftOnRealNetlink(t *testing.T) {
 	b.ok(t, "Leave", wiretest.Leave(netID, ep))
 	b.lab.MoveBack(t, ctr, src)
 	b.ok(t, "DeleteEndpoint", wiretest.DeleteEndpoint(netID, ep))
-	if s := b.d.Snapshot(); s.ReaperPending > 0 && (len(s.ReaperLinks) != 1 || s.ReaperLinks[0] != src) {
+	if s := b.d.Snapshot(); s.ReaperPending != 1 || len(s.ReaperLinks) != 1 || s.ReaperLinks[0] != src {
 		t.Errorf("reaper holds %d links, named %v; want %s", s.ReaperPending, s.ReaperLinks, src)
 	}
 	want("endpoint deleted")

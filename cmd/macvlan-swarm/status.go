@@ -17,6 +17,8 @@ import (
 
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
+
+	"github.com/macvlan-swarm/macvlan-swarm/internal/doctor"
 )
 
 // Exit codes of `macvlan-swarm status`.
@@ -32,12 +34,13 @@ func runStatus(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("macvlan-swarm status", flag.ContinueOnError)
 	fs.SetOutput(out)
 	socket := fs.String("socket", "", "the plugin's socket; default: found through the engine (docker plugin inspect)")
-	plugin := fs.String("plugin", "", "the installed plugin's name; default: the one named macvlan-swarm (any registry or tag)")
+	plugin := fs.String("plugin", "", "the plugin's full name as `docker plugin ls` shows it; default: the installed plugin whose name ends with macvlan-swarm")
+	host := fs.String("host", "", "Docker engine to ask for the plugin, e.g. unix:///var/run/docker.sock (default: DOCKER_HOST, else the local engine)")
 	execRoot := fs.String("exec-root", "/run/docker", "the engine's --exec-root, where newer engines keep plugin sockets")
 	asJSON := fs.Bool("json", false, "print the plugin's answer as JSON")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the plugin")
 	fs.Usage = func() {
-		fmt.Fprintln(out, "usage: macvlan-swarm status [--json] [--socket PATH | --plugin NAME]")
+		fmt.Fprintln(out, "usage: macvlan-swarm status [--json] [--socket PATH | --host URL --plugin NAME:TAG --exec-root DIR]")
 		fmt.Fprintln(out, "Shows what the plugin on this node holds and where it disagrees with the kernel.")
 		fmt.Fprintf(out, "Exit status: 0 all agrees, %d drift, %d the plugin was not found or did not answer.\n", statusDrift, statusUnreachable)
 		fs.PrintDefaults()
@@ -56,7 +59,7 @@ func runStatus(args []string, out io.Writer) error {
 	path := *socket
 	if path == "" {
 		var err error
-		if path, err = findPluginSocket(ctx, *plugin, *execRoot); err != nil {
+		if path, err = findPluginSocket(ctx, *host, *plugin, *execRoot); err != nil {
 			fmt.Fprintln(os.Stderr, "macvlan-swarm status:", err)
 			return exitCode(statusUnreachable)
 		}
@@ -82,22 +85,33 @@ func runStatus(args []string, out io.Writer) error {
 	return nil
 }
 
-// findPluginSocket asks the engine (DOCKER_HOST, or its default socket) for
-// the enabled plugin and returns the path of its socket.
-func findPluginSocket(ctx context.Context, name, execRoot string) (string, error) {
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+// findPluginSocket asks the engine (host, else DOCKER_HOST, else its
+// default socket) for the plugin, chosen as the doctor chooses it
+// (doctor.SelectPlugin), and returns the path of its socket.
+func findPluginSocket(ctx context.Context, host, name, execRoot string) (string, error) {
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if host != "" {
+		opts = append(opts, client.WithHost(host))
+	}
+	cli, err := client.NewClientWithOpts(opts...)
 	if err != nil {
 		return "", fmt.Errorf("cannot reach the Docker engine: %w", err)
 	}
 	defer cli.Close()
 	plugins, err := cli.PluginList(ctx, filters.Args{})
 	if err != nil {
-		return "", fmt.Errorf("cannot list the engine's plugins (give --socket to skip the engine): %w", err)
+		return "", fmt.Errorf("cannot list the engine's plugins at %s (give --socket to skip the engine): %w", cli.DaemonHost(), err)
 	}
 	var names []string
 	for _, p := range plugins {
 		names = append(names, p.Name)
-		if !pluginMatches(p.Name, name) {
+	}
+	want, err := doctor.SelectPlugin(name, names, nil)
+	if err != nil {
+		return "", err
+	}
+	for _, p := range plugins {
+		if !doctor.SameRef(p.Name, want) {
 			continue
 		}
 		if !p.Enabled {
@@ -111,25 +125,7 @@ func findPluginSocket(ctx context.Context, name, execRoot string) (string, error
 		}
 		return "", fmt.Errorf("plugin %s is enabled but its socket %s is in neither /run/docker/plugins/%s nor %s/plugins/%s: give the engine's exec root with --exec-root, or the socket with --socket", p.Name, sock, p.ID, execRoot, p.ID)
 	}
-	want := name
-	if want == "" {
-		want = "macvlan-swarm"
-	}
-	return "", fmt.Errorf("no plugin %s is installed on this engine (installed: %s): install it with docker plugin install --grant-all-permissions <registry>/macvlan-swarm", want, orNone(names))
-}
-
-// pluginMatches reports whether an installed plugin's name (repository and
-// tag) is the one asked for: by its exact name, with or without the tag, or,
-// when none is asked for, by a last path part of macvlan-swarm.
-func pluginMatches(installed, want string) bool {
-	repo := installed
-	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
-		repo = repo[:i]
-	}
-	if want != "" {
-		return installed == want || repo == want
-	}
-	return repo == "macvlan-swarm" || strings.HasSuffix(repo, "/macvlan-swarm")
+	return "", fmt.Errorf("plugin %s is not installed on this engine (installed: %s): docker plugin install --grant-all-permissions <registry>/macvlan-swarm", want, orNone(names))
 }
 
 func orNone(names []string) string {

@@ -242,11 +242,16 @@ func TestHostAccessSwarm(t *testing.T) {
 		wantNodePing(t, n, ips[n], "node to its own task")
 		wantNodePing(t, n, ips[other], "node to the other node's task")
 		for _, target := range []string{n.Addr, other.Addr} {
-			if out, errOut, err := n.DockerErr("exec", ctrs[n], "ping", "-c1", "-W2", target); err != nil {
-				// One more try: the first packet may be lost to ARP.
-				if out, errOut, err = n.DockerErr("exec", ctrs[n], "ping", "-c1", "-W2", target); err != nil {
-					t.Errorf("%s: its task cannot ping %s: %v\n%s\n%s", n.Name, target, err, out, errOut)
+			var out, errOut string
+			var err error
+			// Two tries: the first packet may be lost to ARP.
+			for try := 0; try < 2; try++ {
+				if out, errOut, err = n.DockerErr("exec", ctrs[n], "ping", "-c1", "-W2", target); err == nil {
+					break
 				}
+			}
+			if err != nil {
+				t.Errorf("%s: its task cannot ping %s: %v\n%s\n%s", n.Name, target, err, out, errOut)
 			}
 		}
 	}

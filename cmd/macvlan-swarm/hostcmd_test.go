@@ -294,3 +294,20 @@ func TestMetricsAddrRefused(t *testing.T) {
 		}
 	}
 }
+
+// A bad HOST_ADDRESS stops the daemon at start, before it listens or
+// touches its state, and says why.
+func TestHostAddressRefused(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(binary(t), "-socket", filepath.Join(dir, "s.sock"), "-state-dir", filepath.Join(dir, "state"))
+	cmd.Env = append(os.Environ(), "HOST_ADDRESS=lan=10.1.2.3/24")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `HOST_ADDRESS entry "lan=10.1.2.3/24": "10.1.2.3/24" is not an IPv4 or IPv6 address`) {
+		t.Errorf("err %v, output %s; want the HOST_ADDRESS refusal", err, out)
+	}
+	for _, p := range []string{"state", "s.sock"} {
+		if _, serr := os.Stat(filepath.Join(dir, p)); serr == nil {
+			t.Errorf("the refused daemon created %s", p)
+		}
+	}
+}

@@ -35,6 +35,9 @@ type settings struct {
 	logLevel string
 	scope    string
 	parents  string
+	// hostAddress is HOST_ADDRESS: shim addresses for host_access networks
+	// whose parent has none in their subnet (driver.ParseHostAddresses).
+	hostAddress string
 	// engineRun is where the plugin sees the engine's exec root (the
 	// config.json mount "engine-run"), to tell dead containers' sandboxes.
 	engineRun string
@@ -45,7 +48,7 @@ type settings struct {
 // shown is the settings as GET /status reports them, by their env names.
 func (s settings) shown() map[string]string {
 	return map[string]string{"SOCKET": s.socket, "STATE_DIR": s.stateDir, "LOG_LEVEL": s.logLevel, "SCOPE": s.scope,
-		"PARENTS": s.parents, "ENGINE_RUN_DIR": s.engineRun, "METRICS_ADDR": s.metricsAddr}
+		"PARENTS": s.parents, "HOST_ADDRESS": s.hostAddress, "ENGINE_RUN_DIR": s.engineRun, "METRICS_ADDR": s.metricsAddr}
 }
 
 func main() {
@@ -98,6 +101,10 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	hostAddrs, err := driver.ParseHostAddresses(s.hostAddress)
+	if err != nil {
+		return err
+	}
 	if err := checkMetricsAddr(s.metricsAddr); err != nil {
 		return err
 	}
@@ -136,7 +143,7 @@ func run(args []string) error {
 		return err
 	}
 	defer links.Close()
-	d, err = driver.New(driver.Config{Scope: s.scope, Node: host, Parents: parents, Links: links, Store: st, Log: log,
+	d, err = driver.New(driver.Config{Scope: s.scope, Node: host, Parents: parents, HostAddresses: hostAddrs, Links: links, Store: st, Log: log,
 		Reclaim: driver.ReclaimConfig{SandboxRoot: s.engineRun}, OnReap: rec.Reaped})
 	if err != nil {
 		l.Close()
@@ -172,6 +179,7 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	fs.StringVar(&s.logLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	fs.StringVar(&s.scope, "scope", env("SCOPE", protocol.ScopeGlobal), "global (swarm) or local (standalone engines before 26) (env SCOPE)")
 	fs.StringVar(&s.parents, "parents", env("PARENTS", ""), "node-level parent aliases, e.g. lan=eth0,dmz=ens19.20 (env PARENTS)")
+	fs.StringVar(&s.hostAddress, "host-address", env("HOST_ADDRESS", ""), "this node's address for host_access networks whose parent has none in their subnet, by parent or PARENTS alias, e.g. lan=10.1.2.3,lan=fd00::3 (env HOST_ADDRESS)")
 	fs.StringVar(&s.metricsAddr, "metrics-addr", env("METRICS_ADDR", ""), "host:port to serve Prometheus metrics on, e.g. 127.0.0.1:9337; empty: no listener (env METRICS_ADDR)")
 	fs.StringVar(&s.engineRun, "engine-run", env("ENGINE_RUN_DIR", ""), "where the engine's exec root is visible, to see its sandbox files; empty: sandbox paths as the engine gives them (env ENGINE_RUN_DIR)")
 	if err := fs.Parse(args); err != nil {

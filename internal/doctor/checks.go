@@ -184,6 +184,9 @@ func resolvePlugin(f Facts, n Network, get func(string) (link.Info, error)) reso
 		return r
 	}
 	r.mtu = mtu
+	if spec == "" {
+		return r // no parent: a private lower link the plugin makes on each node
+	}
 	candidates := driver.ParentCandidates(spec, f.Plugin.Parents)
 	pick, found, err := driver.PickParent(candidates, get)
 	switch {

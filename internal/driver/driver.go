@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -36,6 +37,16 @@ type LinkLayer interface {
 	AddVLAN(name, parent string, vid int) error
 	Mark(name, mark string) error
 	UnicastAddresses(name string) ([]net.HardwareAddr, error)
+	// Host access and private lower links (hostaccess.go).
+	AddShim(name, parent, mark string) error
+	SetUp(name string) error
+	Addresses(name string) ([]netip.Prefix, error)
+	AddAddress(name string, p netip.Prefix) error
+	DeleteAddress(name string, p netip.Prefix) error
+	AddHostRoute(dev string, r link.HostRoute) error
+	DeleteHostRoute(dev string, dst netip.Addr) error
+	HostRoutes(dev string) ([]netip.Addr, error)
+	AddPrivateParent(name, peer string, mtu int, mark string) (kind string, err error)
 }
 
 // Config wires a Driver.
@@ -45,9 +56,13 @@ type Config struct {
 	// Parents maps node-level aliases to this node's interfaces, so that
 	// "-o parent=lan" means a different link on each node (PARENTS setting).
 	Parents map[string]string
-	Links   LinkLayer
-	Store   *store.Store
-	Log     *slog.Logger
+	// HostAddresses are the node's HOST_ADDRESS setting (ParseHostAddresses):
+	// shim addresses by parent or PARENTS alias, for host_access networks
+	// whose parent has no address of its own in their subnet.
+	HostAddresses map[string][]netip.Addr
+	Links         LinkLayer
+	Store         *store.Store
+	Log           *slog.Logger
 	// Node names this node in refusals (its hostname), so that a swarm user
 	// reading one task error knows which machine to fix.
 	Node string
@@ -70,11 +85,13 @@ type Driver struct {
 	scope   string
 	node    string
 	parents map[string]string
-	links   LinkLayer
-	log     *slog.Logger
-	st      *state
-	reaper  *link.Reaper
-	reclaim *reclaimer
+	// hostAddrs is Config.HostAddresses.
+	hostAddrs map[string][]netip.Addr
+	links     LinkLayer
+	log       *slog.Logger
+	st        *state
+	reaper    *link.Reaper
+	reclaim   *reclaimer
 
 	// Running totals for metrics (Counters).
 	linksCreated atomic.Uint64
@@ -110,6 +127,7 @@ func New(cfg Config) (*Driver, error) {
 		scope:      scope,
 		node:       cfg.Node,
 		parents:    cfg.Parents,
+		hostAddrs:  cfg.HostAddresses,
 		links:      cfg.Links,
 		log:        log,
 		st:         newState(cfg.Store),
@@ -157,11 +175,16 @@ func (d *Driver) GetCapabilities() (*protocol.CapabilitiesResponse, error) {
 // router's, and a cluster of mixed engines then gives every container the
 // same default route. (Moby after 28.5 stops guessing a gateway for its
 // built-in macvlan; docs/engines.md says why this plugin does not, yet.)
-// A body without options, as a retry after a plugin crash sends, is a
-// network that is not internal: the engine then reserves the gateway, which
-// loses nothing.
+// A network without a parent is internal (its private lower link leads
+// nowhere) whether or not --internal was given. A body without options, as
+// a retry after a plugin crash sends, is a network that is not internal:
+// the engine then reserves the gateway, which loses nothing.
 func (d *Driver) GwAllocCheck(req *protocol.GwAllocCheckRequest) (*protocol.GwAllocCheckResponse, error) {
 	internal, _ := req.Options[protocol.OptionInternal].(bool)
+	// A network without a parent is internal whatever the flag says.
+	if _, ok := req.Options[protocol.OptionGeneric].(map[string]any); ok && strings.TrimSpace(genericOptions(req.Options)[optParent]) == "" {
+		internal = true
+	}
 	return &protocol.GwAllocCheckResponse{SkipIPv4: internal, SkipIPv6: internal}, nil
 }
 

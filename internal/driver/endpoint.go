@@ -279,8 +279,10 @@ func (d *Driver) DeleteEndpoint(req *protocol.DeleteEndpointRequest) error {
 // of the same name without it is someone else's and is left alone. The
 // request does not wait on the kernel. Passthru links are deleted at once
 // (after the same check): the parent takes one passthru link at a time, and
-// the next container must not wait for a batch. It needs no state lock.
+// the next container must not wait for a batch. The endpoint's host routes
+// (host_access) go at once. It needs no state lock.
 func (d *Driver) retireLink(e *model.Endpoint, n *model.Network) {
+	d.dropHostRoutes(n, e)
 	mark := link.EndpointMark(e.ID)
 	if n == nil || n.Mode != link.ModePassthru {
 		d.reaper.Retire(e.Link, mark)

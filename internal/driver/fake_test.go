@@ -3,6 +3,8 @@ package driver
 import (
 	"fmt"
 	"net"
+	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 
@@ -21,10 +23,12 @@ type fakeLinks struct {
 	nextIndex int
 	noVLAN    bool // behave like this machine's kernel
 	calls     []string
+	addrs     map[string][]netip.Prefix
+	routes    map[string][]netip.Addr
 }
 
 func newFakeLinks(names ...string) *fakeLinks {
-	f := &fakeLinks{links: map[string]link.Info{}, nextIndex: 1}
+	f := &fakeLinks{links: map[string]link.Info{}, nextIndex: 1, addrs: map[string][]netip.Prefix{}, routes: map[string][]netip.Addr{}}
 	for _, n := range names {
 		f.add(link.Info{Name: n, Kind: "veth", MTU: 1500, Up: true})
 	}
@@ -158,6 +162,8 @@ func (f *fakeLinks) deleteLocked(name string) {
 		return
 	}
 	delete(f.links, name)
+	delete(f.addrs, name)
+	delete(f.routes, name)
 	for n, c := range f.links {
 		if c.ParentIndex == i.Index {
 			f.deleteLocked(n)
@@ -187,4 +193,97 @@ func (f *fakeLinks) DeleteGroup(group uint32) error {
 		}
 	}
 	return nil
+}
+
+// The fake's private lower link is a dummy link, as on kernels that have
+// them (this machine's has not: the real-kernel tests see a veth pair).
+// Addresses and host routes are kept per link name and go with the link.
+
+func (f *fakeLinks) AddShim(name, parent, mark string) error {
+	if err := f.AddMacvlan(link.MacvlanSpec{Name: name, Parent: parent, Mode: link.ModeBridge, Mark: mark}); err != nil {
+		return err
+	}
+	return f.SetUp(name)
+}
+
+func (f *fakeLinks) SetUp(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i, ok := f.links[name]
+	if !ok {
+		return fmt.Errorf("link %q: %w", name, link.ErrNotFound)
+	}
+	i.Up = true
+	f.links[name] = i
+	return nil
+}
+
+func (f *fakeLinks) Addresses(name string) ([]netip.Prefix, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.links[name]; !ok {
+		return nil, fmt.Errorf("link %q: %w", name, link.ErrNotFound)
+	}
+	return slices.Clone(f.addrs[name]), nil
+}
+
+func (f *fakeLinks) AddAddress(name string, p netip.Prefix) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.links[name]; !ok {
+		return fmt.Errorf("link %q: %w", name, link.ErrNotFound)
+	}
+	if !slices.Contains(f.addrs[name], p) {
+		f.addrs[name] = append(f.addrs[name], p)
+	}
+	return nil
+}
+
+func (f *fakeLinks) DeleteAddress(name string, p netip.Prefix) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.addrs[name] = slices.DeleteFunc(f.addrs[name], func(q netip.Prefix) bool { return q == p })
+	return nil
+}
+
+func (f *fakeLinks) AddHostRoute(dev string, r link.HostRoute) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.links[dev]; !ok {
+		return fmt.Errorf("link %q: %w", dev, link.ErrNotFound)
+	}
+	if !slices.Contains(f.routes[dev], r.Dst) {
+		f.routes[dev] = append(f.routes[dev], r.Dst)
+	}
+	return nil
+}
+
+func (f *fakeLinks) DeleteHostRoute(dev string, dst netip.Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.routes[dev] = slices.DeleteFunc(f.routes[dev], func(a netip.Addr) bool { return a == dst })
+	return nil
+}
+
+func (f *fakeLinks) HostRoutes(dev string) ([]netip.Addr, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.links[dev]; !ok {
+		return nil, fmt.Errorf("link %q: %w", dev, link.ErrNotFound)
+	}
+	return slices.Clone(f.routes[dev]), nil
+}
+
+func (f *fakeLinks) AddPrivateParent(name, _ string, mtu int, mark string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "dummy "+name)
+	if _, ok := f.links[name]; ok {
+		return "", fmt.Errorf("create private lower link %q: file exists", name)
+	}
+	if mtu == 0 {
+		mtu = 1500
+	}
+	f.add(link.Info{Name: name, Kind: "dummy", MTU: mtu, Up: true, Alias: mark})
+	return "dummy", nil
 }

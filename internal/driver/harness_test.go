@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -53,17 +54,20 @@ type benchOpts struct {
 	noStart bool
 	// reclaim tunes the reclaim sweep (default: the driver's defaults).
 	reclaim driver.ReclaimConfig
+	// hostAddrs is the node's HOST_ADDRESS setting (default: none).
+	hostAddrs map[string][]netip.Addr
 }
 
 // bench is one plugin under test: a lab namespace, a state directory, and,
 // while started, a driver served on a unix socket.
 type bench struct {
-	lab     *linktest.Lab
-	links   driver.LinkLayer
-	dir     string // state directory; survives restart
-	sock    string
-	delay   time.Duration
-	reclaim driver.ReclaimConfig
+	lab       *linktest.Lab
+	links     driver.LinkLayer
+	dir       string // state directory; survives restart
+	sock      string
+	delay     time.Duration
+	reclaim   driver.ReclaimConfig
+	hostAddrs map[string][]netip.Addr
 
 	st      *store.Store
 	d       *driver.Driver
@@ -82,7 +86,7 @@ func newBench(t testing.TB, o benchOpts) *bench {
 	for _, p := range o.parents {
 		lab.Veth(t, p, 0)
 	}
-	b := &bench{lab: lab, links: lab.Handle(), delay: o.reapDelay, reclaim: o.reclaim}
+	b := &bench{lab: lab, links: lab.Handle(), delay: o.reapDelay, reclaim: o.reclaim, hostAddrs: o.hostAddrs}
 	if o.wrap != nil {
 		b.links = o.wrap(lab.Handle())
 	}
@@ -139,7 +143,7 @@ func (b *bench) start(t testing.TB) {
 		l.Close()
 		t.Fatalf("open store: %v", err)
 	}
-	d, err := driver.New(driver.Config{Links: b.links, Store: st, ReapDelay: b.delay, Log: testLog(), Reclaim: b.reclaim})
+	d, err := driver.New(driver.Config{Links: b.links, Store: st, ReapDelay: b.delay, Log: testLog(), Reclaim: b.reclaim, HostAddresses: b.hostAddrs})
 	if err != nil {
 		l.Close()
 		st.Close()

@@ -44,6 +44,10 @@ func (d *Driver) Join(req *protocol.JoinRequest) (*protocol.JoinResponse, error)
 	if err := d.addLink(n, e); err != nil {
 		return nil, err
 	}
+	if err := d.addHostRoutes(n, e); err != nil {
+		d.retireLink(e, n)
+		return nil, err
+	}
 	joined := *e
 	joined.Sandbox = model.Sandbox{Key: req.SandboxKey, File: d.reclaim.sandboxFile(req.SandboxKey), Joined: time.Now().UTC()}
 
@@ -90,10 +94,16 @@ func (d *Driver) addLink(n *model.Network, e *model.Endpoint) error {
 		return nil
 	}
 	if errors.Is(err, link.ErrNotFound) {
-		if !n.ParentCreated {
+		var cerr error
+		switch {
+		case n.PrivateParent:
+			cerr = d.createPrivateParent(n)
+		case n.ParentCreated:
+			cerr = d.createParent(n.Parent)
+		default:
 			return fmt.Errorf("parent %q of this network is gone from %s: bring it back, or remove and re-create the network with another parent", n.Parent, d.onNode())
 		}
-		if cerr := d.createParent(n.Parent); cerr != nil {
+		if cerr != nil {
 			// Another Join may have made it a moment ago.
 			if _, gerr := d.links.Get(n.Parent); gerr != nil {
 				return cerr
@@ -140,12 +150,23 @@ func gatewayFor(pools []model.Pool, addr netip.Prefix) string {
 	return first
 }
 
-// Leave has nothing to undo in the kernel: the engine moves the link back to
-// the host namespace and DeleteEndpoint removes it. The driver notes the
+// Leave removes the endpoint's host routes (host_access); the link is the
+// engine's to move back to the host namespace, and DeleteEndpoint removes it. The driver notes the
 // time, so that an endpoint whose DeleteEndpoint is lost is reclaimed.
 func (d *Driver) Leave(req *protocol.LeaveRequest) error {
 	if req.EndpointID == "" {
 		return missingID("Leave", "an endpoint id")
+	}
+	d.st.mu.Lock()
+	e := d.st.endpoints[req.EndpointID]
+	var n *model.Network
+	if e != nil {
+		n = d.st.networks[e.NetworkID]
+	}
+	d.st.mu.Unlock()
+	if e != nil {
+		// The container is leaving: the node's way to it goes now.
+		d.dropHostRoutes(n, e)
 	}
 	d.reclaim.left(req.EndpointID)
 	d.log.Debug("endpoint left", "net", req.NetworkID, "ep", req.EndpointID)

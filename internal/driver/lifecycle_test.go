@@ -361,20 +361,23 @@ func TestLifecycleRefusalsChangeNothing(t *testing.T) {
 	noIPv4 := wiretest.CreateNetwork(hexID("no-v4"), onEth0(), v4)
 	noIPv4.Options[protocol.OptionEnableIPv4] = false
 	cases := map[string]*protocol.CreateNetworkRequest{
-		"missing parent":     wiretest.CreateNetwork(hexID("1"), map[string]string{"parent": "nope0"}, v4),
-		"no parent":          wiretest.CreateNetwork(hexID("2"), map[string]string{}, v4),
-		"unknown option":     wiretest.CreateNetwork(hexID("3"), onEth0("pparent", "eth0"), v4),
-		"bad mode":           wiretest.CreateNetwork(hexID("4"), onEth0("macvlan_mode", "bridgee"), v4),
-		"mtu not a number":   wiretest.CreateNetwork(hexID("5"), onEth0("mtu", "big"), v4),
-		"mtu above parent":   wiretest.CreateNetwork(hexID("6"), onEth0("mtu", "9000"), v4),
-		"mtu options differ": wiretest.CreateNetwork(hexID("7"), onEth0("mtu", "1400", protocol.OptionMTU, "1300"), v4),
-		"loopback parent":    wiretest.CreateNetwork(hexID("8"), map[string]string{"parent": "lo"}, v4),
-		"parent too long":    wiretest.CreateNetwork(hexID("9"), map[string]string{"parent": "averyveryverylongname"}, v4),
-		"no pool":            wiretest.CreateNetwork(hexID("10"), onEth0()),
-		"gateway outside":    wiretest.CreateNetwork(hexID("11"), onEth0(), wiretest.Pool("10.61.0.0/24", "10.99.0.1/24")),
-		"bad pool":           wiretest.CreateNetwork(hexID("12"), onEth0(), protocol.IPAMData{Pool: "10.62.0.0"}),
-		"ipv4 disabled only": noIPv4,
-		"empty id":           wiretest.CreateNetwork("", onEth0(), v4),
+		"missing parent":        wiretest.CreateNetwork(hexID("1"), map[string]string{"parent": "nope0"}, v4),
+		"host_access value":     wiretest.CreateNetwork(hexID("2"), onEth0("host_access", "yes-please"), v4),
+		"host_access mode":      wiretest.CreateNetwork(hexID("2a"), onEth0("host_access", "true", "macvlan_mode", "vepa"), v4),
+		"host_access no addr":   wiretest.CreateNetwork(hexID("2b"), onEth0("host_access", "true"), v4),
+		"host_access no parent": wiretest.CreateNetwork(hexID("2c"), map[string]string{"host_access": "true"}, v4),
+		"unknown option":        wiretest.CreateNetwork(hexID("3"), onEth0("pparent", "eth0"), v4),
+		"bad mode":              wiretest.CreateNetwork(hexID("4"), onEth0("macvlan_mode", "bridgee"), v4),
+		"mtu not a number":      wiretest.CreateNetwork(hexID("5"), onEth0("mtu", "big"), v4),
+		"mtu above parent":      wiretest.CreateNetwork(hexID("6"), onEth0("mtu", "9000"), v4),
+		"mtu options differ":    wiretest.CreateNetwork(hexID("7"), onEth0("mtu", "1400", protocol.OptionMTU, "1300"), v4),
+		"loopback parent":       wiretest.CreateNetwork(hexID("8"), map[string]string{"parent": "lo"}, v4),
+		"parent too long":       wiretest.CreateNetwork(hexID("9"), map[string]string{"parent": "averyveryverylongname"}, v4),
+		"no pool":               wiretest.CreateNetwork(hexID("10"), onEth0()),
+		"gateway outside":       wiretest.CreateNetwork(hexID("11"), onEth0(), wiretest.Pool("10.61.0.0/24", "10.99.0.1/24")),
+		"bad pool":              wiretest.CreateNetwork(hexID("12"), onEth0(), protocol.IPAMData{Pool: "10.62.0.0"}),
+		"ipv4 disabled only":    noIPv4,
+		"empty id":              wiretest.CreateNetwork("", onEth0(), v4),
 	}
 	names := make([]string, 0, len(cases))
 	for name := range cases {

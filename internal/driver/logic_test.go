@@ -420,6 +420,9 @@ func TestGwAllocCheckSkipsOnlyInternalNetworks(t *testing.T) {
 	}{
 		{map[string]any{protocol.OptionInternal: true, protocol.OptionGeneric: map[string]any{"parent": "eth0"}}, true},
 		{map[string]any{protocol.OptionInternal: false}, false},
+		// No parent: internal whatever the flag says.
+		{map[string]any{protocol.OptionInternal: false, protocol.OptionGeneric: map[string]any{}}, true},
+		{map[string]any{protocol.OptionGeneric: map[string]any{"parent": " "}}, true},
 		{map[string]any{protocol.OptionGeneric: map[string]any{"parent": "eth0"}}, false},
 		{nil, false},
 	} {

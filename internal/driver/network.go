@@ -3,6 +3,7 @@ package driver
 import (
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -55,11 +56,27 @@ func (d *Driver) CreateNetwork(req *protocol.CreateNetworkRequest) error {
 		return d.forgetEndpoints(old)
 	}
 
-	p, err := d.resolveParent(n.ParentSpec)
+	var p resolvedParent
+	if n.PrivateParent {
+		p, err = d.privateParent(n)
+	} else {
+		p, err = d.resolveParent(n.ParentSpec)
+	}
 	if err != nil {
 		return err
 	}
-	if n.MTU > 0 && p.MTU > 0 && n.MTU > p.MTU {
+	if n.HostAccess {
+		var have []netip.Prefix
+		if !p.Create {
+			if have, err = d.links.Addresses(p.Name); err != nil {
+				return fmt.Errorf("host_access: read the addresses of parent %q: %w", p.Name, err)
+			}
+		}
+		if n.HostAddrs, err = d.pickHostAddrs(n, p.Name, have); err != nil {
+			return err
+		}
+	}
+	if n.MTU > 0 && p.MTU > 0 && n.MTU > p.MTU && !n.PrivateParent {
 		return fmt.Errorf("mtu %d is larger than parent %q's MTU %d: use at most %d, or raise the parent's MTU", n.MTU, p.Name, p.MTU, p.MTU)
 	}
 	if n.MTU > 0 && n.MTU < 1280 && len(n.IPv6) > 0 {
@@ -75,12 +92,24 @@ func (d *Driver) CreateNetwork(req *protocol.CreateNetworkRequest) error {
 	}
 	// The kernel step goes first, so that if it fails a network being
 	// created again keeps its old settings; later failures undo it.
+	n.Parent, n.ParentCreated = p.Name, p.DriverOwned && !n.PrivateParent
 	if p.Create {
-		if err := d.createParent(p.Name); err != nil {
+		create := func() error { return d.createParent(p.Name) }
+		if n.PrivateParent {
+			create = func() error { return d.createPrivateParent(n) }
+		}
+		if err := create(); err != nil {
 			return err
 		}
 	}
-	n.Parent, n.ParentCreated = p.Name, p.DriverOwned
+	if n.HostAccess {
+		if err := d.ensureShim(n.Parent, n.HostAddrs, false); err != nil {
+			if p.Create {
+				d.releaseParent(n)
+			}
+			return err
+		}
+	}
 	var stale []*model.Endpoint
 	if recreate {
 		// A swarm worker forgets its networks when its daemon dies and may
@@ -92,6 +121,9 @@ func (d *Driver) CreateNetwork(req *protocol.CreateNetworkRequest) error {
 		old = nil
 	}
 	if err := d.st.addNetwork(n, old); err != nil {
+		if n.HostAccess {
+			d.syncShim(n.Parent)
+		}
 		if p.Create {
 			d.releaseParent(n)
 		}
@@ -103,7 +135,10 @@ func (d *Driver) CreateNetwork(req *protocol.CreateNetworkRequest) error {
 	if old != nil && old.Parent != n.Parent {
 		d.releaseParent(old)
 	}
-	d.log.Info("network created", "net", n.ID, "parent", n.Parent, "mode", n.Mode, "mtu", n.MTU, "internal", n.Internal)
+	if old != nil && old.HostAccess {
+		d.syncShim(old.Parent)
+	}
+	d.log.Info("network created", "net", n.ID, "parent", n.Parent, "mode", n.Mode, "mtu", n.MTU, "internal", n.Internal, "host_access", n.HostAccess, "host_addrs", n.HostAddrs)
 	return nil
 }
 
@@ -130,12 +165,20 @@ func networkFromRequest(req *protocol.CreateNetworkRequest) (*model.Network, err
 	if len(v4)+len(v6) == 0 {
 		return nil, fmt.Errorf("network has no address pool: give it a --subnet (macvlan-swarm needs the engine's IPAM to hand out addresses)")
 	}
+	internal := boolOption(req.Options, protocol.OptionInternal, false)
+	if o.HostAccess && internal {
+		return nil, fmt.Errorf("host_access is refused on an --internal network: its containers must not reach beyond their network, the node included; drop host_access or --internal")
+	}
 	return &model.Network{
-		ID:         req.NetworkID,
-		ParentSpec: o.ParentSpec,
-		Mode:       o.Mode,
-		MTU:        o.MTU,
-		Internal:   boolOption(req.Options, protocol.OptionInternal, false),
+		ID:            req.NetworkID,
+		ParentSpec:    o.ParentSpec,
+		PrivateParent: o.ParentSpec == "",
+		Mode:          o.Mode,
+		MTU:           o.MTU,
+		// A network without a parent is internal: its private lower
+		// link leads nowhere, so there is no gateway to give.
+		Internal:   internal || o.ParentSpec == "",
+		HostAccess: o.HostAccess,
 		IPv4:       v4,
 		IPv6:       v6,
 		Options:    opts,
@@ -195,6 +238,9 @@ func (d *Driver) DeleteNetwork(req *protocol.DeleteNetworkRequest) error {
 	}
 	for _, e := range eps {
 		d.retireLink(e, n)
+	}
+	if n.HostAccess {
+		d.syncShim(n.Parent)
 	}
 	d.releaseParent(n)
 	d.log.Info("network deleted", "net", n.ID, "parent", n.Parent)

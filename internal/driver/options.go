@@ -18,10 +18,13 @@ const (
 	optParent = "parent"
 	optMode   = "macvlan_mode"
 	optMTU    = "mtu"
+	// optHostAccess asks for a shim so this node reaches its own containers
+	// (hostaccess.go). The built-in driver has no such option.
+	optHostAccess = "host_access"
 )
 
 // acceptedOptions is listed in the refusal of an unknown option.
-const acceptedOptions = "parent, macvlan_mode, mtu (or com.docker.network.driver.mtu)"
+const acceptedOptions = "parent, macvlan_mode, mtu (or com.docker.network.driver.mtu), host_access"
 
 // netOptions is what a network's -o options mean, before the parent is
 // resolved on this node.
@@ -29,6 +32,7 @@ type netOptions struct {
 	ParentSpec string
 	Mode       link.Mode
 	MTU        int
+	HostAccess bool
 }
 
 // parseOptions checks the user's options. It is pure: the same options get
@@ -37,7 +41,7 @@ type netOptions struct {
 func parseOptions(opts map[string]string) (netOptions, error) {
 	o := netOptions{}
 	var unknown []string
-	mtuSeen, modeSeen := "", ""
+	mtuSeen, modeSeen, hostSeen := "", "", ""
 	for k, v := range opts {
 		switch {
 		case k == optParent:
@@ -49,6 +53,8 @@ func parseOptions(opts map[string]string) (netOptions, error) {
 				return o, fmt.Errorf("options mtu and %s disagree (%q and %q): give only one", protocol.OptionMTU, mtuSeen, v)
 			}
 			mtuSeen = v
+		case k == optHostAccess:
+			hostSeen = v
 		case strings.HasPrefix(k, "com.docker."):
 			// The engine's own namespace: not ours to refuse.
 		default:
@@ -59,15 +65,27 @@ func parseOptions(opts map[string]string) (netOptions, error) {
 		sort.Strings(unknown)
 		return o, fmt.Errorf("unknown option %s; macvlan-swarm accepts %s", quoteList(unknown), acceptedOptions)
 	}
-	if o.ParentSpec == "" {
-		return o, fmt.Errorf("option parent is required: name this node's LAN interface, e.g. -o parent=eth0, a list tried in order (-o parent='ens18|eth0'), or an alias set on the plugin with PARENTS")
-	}
-	if err := checkParentSpec(o.ParentSpec); err != nil {
-		return o, err
+	// No parent: an internal network on a private lower link of each node
+	// (hostaccess.go), as the built-in driver does.
+	if o.ParentSpec != "" {
+		if err := checkParentSpec(o.ParentSpec); err != nil {
+			return o, err
+		}
 	}
 	var err error
 	if o.Mode, err = link.ParseMode(modeSeen); err != nil {
 		return o, err
+	}
+	if hostSeen != "" {
+		if o.HostAccess, err = strconv.ParseBool(strings.TrimSpace(hostSeen)); err != nil {
+			return o, fmt.Errorf("host_access %q is not valid: use true or false", hostSeen)
+		}
+	}
+	if o.HostAccess && o.ParentSpec == "" {
+		return o, fmt.Errorf("host_access needs a parent: a network without one is internal (its containers reach only each other on the same node); give -o parent, or drop host_access")
+	}
+	if o.HostAccess && o.Mode != link.ModeBridge {
+		return o, fmt.Errorf("host_access needs macvlan_mode bridge: in %s mode the node's shim link cannot talk to the containers; use bridge, or drop host_access", o.Mode)
 	}
 	if mtuSeen != "" {
 		mtu, err := strconv.Atoi(strings.TrimSpace(mtuSeen))

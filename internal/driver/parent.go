@@ -104,6 +104,9 @@ func (d *Driver) resolveParent(spec string) (resolvedParent, error) {
 	if pick.Info.EndpointOf() != "" {
 		return resolvedParent{}, fmt.Errorf("parent %q is a container link made by macvlan-swarm (its alias says %q), not a LAN interface", pick.Name, pick.Info.Alias)
 	}
+	if pick.Info.ShimOf() != "" || pick.Info.PrivateParentOf() != "" {
+		return resolvedParent{}, fmt.Errorf("parent %q is a link macvlan-swarm made for another network (its alias says %q), not a LAN interface", pick.Name, pick.Info.Alias)
+	}
 	return resolvedParent{Name: pick.Name, MTU: pick.Info.MTU, DriverOwned: d.parentOwned(pick.Name)}, nil
 }
 
@@ -127,7 +130,7 @@ func ParentChoices(infos []link.Info) []string {
 	for _, i := range infos {
 		switch {
 		case i.Name == "lo", i.Name == "docker0", i.Name == "docker_gwbridge":
-		case strings.HasPrefix(i.Name, "veth"), i.EndpointOf() != "":
+		case strings.HasPrefix(i.Name, "veth"), i.EndpointOf() != "", i.ShimOf() != "", i.PrivateParentOf() != "":
 		default:
 			here = append(here, i.Name)
 		}
@@ -168,10 +171,14 @@ func (d *Driver) createParent(name string) error {
 }
 
 // releaseParent deletes a driver-created parent when no other network uses
-// it. It checks the link again before deleting: it must still carry the
+// it (a private lower link: with its network, hostaccess.go). It checks the link again before deleting: it must still carry the
 // driver's mark and be the VLAN link of the recorded id. The caller holds
 // the state lock.
 func (d *Driver) releaseParent(n *model.Network) {
+	if n.PrivateParent {
+		d.releasePrivateParent(n)
+		return
+	}
 	if !n.ParentCreated || len(d.st.parentUsers(n.Parent, n.ID)) > 0 {
 		return
 	}

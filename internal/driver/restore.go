@@ -19,7 +19,11 @@ import (
 //     marked; so is a recorded VLAN parent of an older build, if it is still
 //     the VLAN link recorded;
 //   - marked links that belong to no endpoint (a crash between DeleteEndpoint
-//     and the reaper) and retired links are handed to the reaper.
+//     and the reaper) and retired links are handed to the reaper;
+//   - private lower links of networks without a parent are made again (a
+//     reboot) or, when no saved network owns them, deleted; host shims and
+//     their routes are made to match the saved host_access networks and
+//     their joined endpoints (hostaccess.go).
 //
 // An endpoint whose link is not in the host namespace is kept: a running
 // container holds it in its own namespace. Endpoints of dead containers are
@@ -86,6 +90,8 @@ func (d *Driver) restore() ([]link.Info, error) {
 		d.reaper.Retire(i.Name, i.Alias)
 		stale++
 	}
+	d.restorePrivateParents(infos)
+	d.restoreHostAccess(infos)
 	d.log.Info("state restored", "networks", len(d.st.networks), "endpoints", len(d.st.endpoints), "stale_links", stale, "marked_links", marked, "dropped_records", len(repair.DeleteNetworks)+len(repair.DeleteEndpoints), "file", d.st.store.Path())
 	return infos, nil
 }

@@ -206,6 +206,9 @@ func (d *Driver) driftOnce() ([]Drift, []string) {
 		if n.ParentCreated {
 			what = "the VLAN parent macvlan-swarm created is gone (deleted behind its back): the next Join on this network creates it again"
 		}
+		if n.PrivateParent {
+			what = "the private lower link macvlan-swarm made for this network without parent is gone (deleted behind its back): the next Join or a restart of the plugin creates it again"
+		}
 		out = append(out, Drift{Kind: DriftParentMissing, Network: n.ID, Link: n.Parent, Detail: what})
 	}
 

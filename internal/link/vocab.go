@@ -126,6 +126,78 @@ func EndpointMark(endpointID string) string { return markPrefix + "endpoint " + 
 // ParentMark is the alias of an 802.1q parent the driver created.
 const ParentMark = markPrefix + "vlan-parent"
 
+// ShimMark is the alias of the host-side macvlan link ("shim") through which
+// this node reaches its own containers on parent (host_access networks).
+func ShimMark(parent string) string { return markPrefix + "host-shim " + parent }
+
+// PrivateParentMark is the alias of the private lower link the driver makes
+// for a network without a parent (and of its veth peer, when it is a veth).
+func PrivateParentMark(networkID string) string { return markPrefix + "private-parent " + networkID }
+
+// ShimOf returns the parent a shim's mark names, or "".
+func (i Info) ShimOf() string {
+	p, ok := strings.CutPrefix(i.Alias, markPrefix+"host-shim ")
+	if !ok || i.Kind != "macvlan" {
+		return ""
+	}
+	return p
+}
+
+// PrivateParentOf returns the network id a private lower link's mark names,
+// or "".
+func (i Info) PrivateParentOf() string {
+	id, _ := strings.CutPrefix(i.Alias, markPrefix+"private-parent ")
+	if id == i.Alias {
+		return ""
+	}
+	return id
+}
+
+// ShimLinkName is the name of the shim on parent: "mvh" and 12 hex
+// characters of a hash of the parent's name (15 bytes). The parent the shim
+// serves is in its mark; the name only has to be stable and short.
+func ShimLinkName(parent string) string {
+	sum := sha256.Sum256([]byte("host-shim " + parent))
+	return shimLinkPrefix + hex.EncodeToString(sum[:6])
+}
+
+// PrivateParentNames are the names of the private lower link of a network
+// without a parent, and of its veth peer: "mvi" (the link containers sit on)
+// and "mvj" (the peer, on kernels without dummy links), each followed by 12
+// characters of the network id. Engine network ids (64 hex characters, or 25
+// base-36 characters in swarm) start with 12 such characters; any other id
+// is hashed so the names stay valid.
+func PrivateParentNames(networkID string) (name, peer string) {
+	tail := networkID
+	if len(tail) < 12 || !isLowerAlnum(tail[:12]) {
+		sum := sha256.Sum256([]byte(networkID))
+		tail = hex.EncodeToString(sum[:6])
+	}
+	return privateParentPrefix + tail[:12], privatePeerPrefix + tail[:12]
+}
+
+const (
+	shimLinkPrefix      = "mvh"
+	privateParentPrefix = "mvi"
+	privatePeerPrefix   = "mvj"
+)
+
+func isLowerAlnum(s string) bool {
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z') {
+			return false
+		}
+	}
+	return true
+}
+
+// RouteProtocol is the routing protocol number (rtm_protocol, `ip route`
+// prints it as "proto 109") of every route macvlan-swarm adds: the host
+// routes to this node's containers through a shim. The driver lists and
+// deletes only routes of this protocol on its own shims; the number is not
+// one iproute2's rt_protos names (0-4, 8-16, 18, 42, 99, 186-192).
+const RouteProtocol = 109
+
 // Ours reports whether the link carries macvlan-swarm's mark.
 func (i Info) Ours() bool { return strings.HasPrefix(i.Alias, markPrefix) }
 

@@ -83,3 +83,37 @@ func TestOwnershipMark(t *testing.T) {
 		t.Errorf("VLAN parent mark: %+v", p)
 	}
 }
+
+func TestShimAndPrivateParentNames(t *testing.T) {
+	for _, p := range []string{"eth0", "enp0s31f6.4094", "a"} {
+		n := link.ShimLinkName(p)
+		if err := link.CheckName(n); err != nil || !strings.HasPrefix(n, "mvh") || n != link.ShimLinkName(p) {
+			t.Errorf("ShimLinkName(%q) = %q (%v), want a stable valid mvh name", p, n, err)
+		}
+	}
+	if link.ShimLinkName("eth0") == link.ShimLinkName("eth1") {
+		t.Errorf("two parents share a shim name")
+	}
+	for _, id := range []string{"v2u6dnw9l0lrt8fwo2pw5m2g4", strings.Repeat("ab", 32), "Net-1", ""} {
+		name, peer := link.PrivateParentNames(id)
+		for _, n := range []string{name, peer} {
+			if err := link.CheckName(n); err != nil {
+				t.Errorf("PrivateParentNames(%q): %q: %v", id, n, err)
+			}
+		}
+		if name[3:] != peer[3:] || !strings.HasPrefix(name, "mvi") || !strings.HasPrefix(peer, "mvj") {
+			t.Errorf("PrivateParentNames(%q) = %q, %q", id, name, peer)
+		}
+	}
+	if n, _ := link.PrivateParentNames("v2u6dnw9l0lrt8fwo2pw5m2g4"); n != "mviv2u6dnw9l0lr" {
+		t.Errorf("swarm id: %q, want mvi and its first 12 characters", n)
+	}
+	i := link.Info{Kind: "macvlan", Alias: link.ShimMark("eth0")}
+	if i.ShimOf() != "eth0" || i.EndpointOf() != "" || i.PrivateParentOf() != "" || !i.Ours() {
+		t.Errorf("shim mark read as %q/%q/%q", i.ShimOf(), i.EndpointOf(), i.PrivateParentOf())
+	}
+	i = link.Info{Kind: "veth", Alias: link.PrivateParentMark("n1")}
+	if i.PrivateParentOf() != "n1" || i.ShimOf() != "" || !i.Ours() {
+		t.Errorf("private parent mark read as %q/%q", i.PrivateParentOf(), i.ShimOf())
+	}
+}

@@ -37,10 +37,20 @@ type Network struct {
 	// ParentCreated is true when the driver created Parent (an 802.1q link
 	// "name.vid"); only then may it delete it.
 	ParentCreated bool
+	// PrivateParent is true for a network without a parent option: Parent
+	// is then the private lower link the driver made for it on this node
+	// (link.PrivateParentNames), deleted with the network.
+	PrivateParent bool
 	Mode          link.Mode
 	MTU           int // 0: the parent's
 	Internal      bool
-	IPv4, IPv6    []Pool
+	// HostAccess is the host_access option: this node reaches its own
+	// containers through the shim on Parent, at HostAddrs (one address per
+	// family of the network's pools, chosen at CreateNetwork: the parent's
+	// own address in a subnet, or the node's HOST_ADDRESS setting).
+	HostAccess bool
+	HostAddrs  []netip.Addr
+	IPv4, IPv6 []Pool
 	// Options are the user's -o options as received, to tell an identical
 	// re-create from a changed one.
 	Options map[string]string

@@ -32,6 +32,11 @@ type networkRecord struct {
 	IPv6          []poolRecord      `json:"ipv6,omitempty"`
 	Options       map[string]string `json:"options,omitempty"`
 	Created       time.Time         `json:"created"`
+	// Added without a schema bump: absent in older files, which read as a
+	// network with a parent and without host access.
+	PrivateParent bool     `json:"private_parent,omitempty"`
+	HostAccess    bool     `json:"host_access,omitempty"`
+	HostAddrs     []string `json:"host_addrs,omitempty"`
 }
 
 type endpointRecord struct {
@@ -103,7 +108,16 @@ func fromNetwork(n *model.Network) networkRecord {
 		Mode: string(n.Mode), MTU: n.MTU, Internal: n.Internal,
 		IPv4: fromPools(n.IPv4), IPv6: fromPools(n.IPv6),
 		Options: n.Options, Created: n.Created,
+		PrivateParent: n.PrivateParent, HostAccess: n.HostAccess, HostAddrs: fromAddrs(n.HostAddrs),
 	}
+}
+
+func fromAddrs(as []netip.Addr) []string {
+	var out []string
+	for _, a := range as {
+		out = append(out, a.String())
+	}
+	return out
 }
 
 func (r networkRecord) model() (*model.Network, error) {
@@ -114,6 +128,14 @@ func (r networkRecord) model() (*model.Network, error) {
 	n := &model.Network{
 		ID: r.ID, ParentSpec: r.ParentSpec, Parent: r.Parent, ParentCreated: r.ParentCreated,
 		Mode: mode, MTU: r.MTU, Internal: r.Internal, Options: r.Options, Created: r.Created,
+		PrivateParent: r.PrivateParent, HostAccess: r.HostAccess,
+	}
+	for _, s := range r.HostAddrs {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("host address: %w", err)
+		}
+		n.HostAddrs = append(n.HostAddrs, a)
 	}
 	if n.IPv4, err = toPools(r.IPv4); err != nil {
 		return nil, err

@@ -66,6 +66,44 @@ func TestRoundTripAndReopen(t *testing.T) {
 	}
 }
 
+func TestHostAccessAndPrivateParentRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	defer s.Close()
+	nets := []*model.Network{
+		{ID: "n1", ParentSpec: "eth0", Parent: "eth0", Mode: link.ModeBridge, HostAccess: true,
+			HostAddrs: []netip.Addr{netip.MustParseAddr("10.1.0.7"), netip.MustParseAddr("fd00::7")},
+			IPv4:      []model.Pool{{Subnet: pfx(t, "10.1.0.0/24")}}},
+		{ID: "n2", Parent: "mvin2", PrivateParent: true, Mode: link.ModeBridge, Internal: true,
+			IPv4: []model.Pool{{Subnet: pfx(t, "10.2.0.0/24")}}},
+	}
+	if err := s.Apply(Change{PutNetworks: nets}); err != nil {
+		t.Fatal(err)
+	}
+	got, _, bad, err := s.Load()
+	if err != nil || len(bad) != 0 || len(got) != 2 {
+		t.Fatalf("load: %v, bad %v, %d networks", err, bad, len(got))
+	}
+	for _, want := range nets {
+		i := 0
+		if got[i].ID != want.ID {
+			i = 1
+		}
+		if !reflect.DeepEqual(got[i], want) {
+			t.Errorf("network = %+v, want %+v", got[i], want)
+		}
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketNetworks).Put([]byte("n3"), []byte(`{"id":"n3","parent":"eth0","mode":"bridge","host_access":true,"host_addrs":["10.1.0.999"]}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, bad, _ := s.Load(); len(bad) != 1 || bad[0].Key != "n3" || !strings.Contains(bad[0].Err, "host address") {
+		t.Errorf("a bad host address loads as %+v, want one damaged record n3", bad)
+	}
+}
+
 func TestApplyIsOneTransaction(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()

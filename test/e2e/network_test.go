@@ -380,8 +380,8 @@ func (b *netBench) testRefusals(t *testing.T) {
 	}{
 		{"unknown option", []string{"-o", "pparent=" + lan},
 			[]string{`unknown option "pparent"; macvlan-swarm accepts parent, macvlan_mode, mtu (or com.docker.network.driver.mtu)`}},
-		{"missing parent", nil,
-			[]string{"option parent is required", "-o parent=eth0"}},
+		{"bad host_access", []string{"-o", "parent=" + lan, "-o", "host_access=yes-please"},
+			[]string{`host_access "yes-please" is not valid: use true or false`}},
 		{"parent not found", []string{"-o", "parent=nope0"},
 			[]string{`parent "nope0" not found on this node`, "interfaces here: ", lan}},
 		{"no candidate found", []string{"-o", "parent=nope0|nope1"},

@@ -188,7 +188,7 @@ func printReport(out io.Writer, r report, path string) {
 	fmt.Fprintf(out, "\nNETWORKS (%d)\n", len(r.Networks))
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	if len(r.Networks) > 0 {
-		fmt.Fprintln(tw, "ID\tPARENT\tSPEC\tMODE\tMTU\tINTERNAL\tENDPOINTS")
+		fmt.Fprintln(tw, "ID\tPARENT\tSPEC\tMODE\tMTU\tINTERNAL\tHOST ACCESS\tENDPOINTS")
 	}
 	for _, n := range r.Networks {
 		parent := n.Parent
@@ -199,7 +199,7 @@ func printReport(out io.Writer, r report, path string) {
 		if n.MTU > 0 {
 			mtu = fmt.Sprint(n.MTU)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", shortID(n.ID), parent, n.ParentSpec, n.Mode, mtu, yesNo(n.Internal), n.Endpoints)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", shortID(n.ID), parent, orDash(n.ParentSpec), n.Mode, mtu, yesNo(n.Internal), yesNo(n.HostAccess), n.Endpoints)
 	}
 	tw.Flush()
 

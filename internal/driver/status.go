@@ -42,6 +42,7 @@ type NetworkStatus struct {
 	Mode          string `json:"mode"`
 	MTU           int    `json:"mtu,omitempty"`
 	Internal      bool   `json:"internal"`
+	HostAccess    bool   `json:"host_access"`
 	Endpoints     int    `json:"endpoints"`
 }
 
@@ -135,7 +136,7 @@ func (d *Driver) view() Status {
 	}
 	for _, n := range d.st.networks {
 		s.Networks = append(s.Networks, NetworkStatus{ID: n.ID, ParentSpec: n.ParentSpec, Parent: n.Parent, ParentCreated: n.ParentCreated,
-			Mode: string(n.Mode), MTU: n.MTU, Internal: n.Internal, Endpoints: count[n.ID]})
+			Mode: string(n.Mode), MTU: n.MTU, Internal: n.Internal, HostAccess: n.HostAccess, Endpoints: count[n.ID]})
 	}
 	d.st.mu.Unlock()
 	sort.Slice(s.Networks, func(i, j int) bool { return s.Networks[i].ID < s.Networks[j].ID })
@@ -196,9 +197,12 @@ func (d *Driver) driftOnce() ([]Drift, []string) {
 	for _, i := range infos {
 		byName[i.Name] = i
 	}
-	parents := map[string]bool{}
+	parents, shimWanted := map[string]bool{}, map[string]bool{}
 	for _, n := range nets {
 		parents[n.Parent] = true
+		if n.HostAccess {
+			shimWanted[n.Parent] = true
+		}
 		if _, ok := byName[n.Parent]; ok {
 			continue
 		}
@@ -226,6 +230,14 @@ func (d *Driver) driftOnce() ([]Drift, []string) {
 		if i.Alias == link.ParentMark && !parents[i.Name] {
 			out = append(out, Drift{Kind: DriftOrphanLink, Link: i.Name,
 				Detail: "a VLAN parent macvlan-swarm created that no network uses: delete it with `ip link del " + i.Name + "` if nothing else uses it"})
+		}
+		if p := i.ShimOf(); p != "" && !shimWanted[p] {
+			out = append(out, Drift{Kind: DriftOrphanLink, Link: i.Name,
+				Detail: "a host_access shim on parent " + p + " that no network asks for: a restart of the plugin deletes it, or `ip link del " + i.Name + "`"})
+		}
+		if id := i.PrivateParentOf(); id != "" && nets[id] == nil {
+			out = append(out, Drift{Kind: DriftOrphanLink, Network: id, Link: i.Name,
+				Detail: "the private lower link of a network without a parent that macvlan-swarm no longer holds: a restart of the plugin deletes it, or `ip link del " + i.Name + "`"})
 		}
 	}
 

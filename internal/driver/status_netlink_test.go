@@ -97,6 +97,28 @@ func TestStatusDriftOnRealNetlink(t *testing.T) {
 	}
 	want("orphan link deleted")
 
+	// A host_access shim and a private lower link no network accounts for.
+	for _, l := range []struct{ name, alias string }{
+		{"mvh0123456789ab", link.ShimMark("eth0")},
+		{"mvi0123456789ab", link.PrivateParentMark(hexID("drift-gone-net"))},
+	} {
+		for _, args := range [][]string{
+			{"link", "add", l.name, "link", "eth0", "type", "macvlan", "mode", "bridge"},
+			{"link", "set", l.name, "alias", l.alias},
+		} {
+			if out, err := exec.Command("ip", append([]string{"-n", b.lab.Name()}, args...)...).CombinedOutput(); err != nil {
+				t.Fatalf("ip %v: %v\n%s", args, err, out)
+			}
+		}
+	}
+	want("orphan shim and private link", driver.DriftOrphanLink+" mvh0123456789ab", driver.DriftOrphanLink+" mvi0123456789ab")
+	for _, name := range []string{"mvh0123456789ab", "mvi0123456789ab"} {
+		if err := b.lab.Handle().Delete(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want("orphans deleted")
+
 	// The second network's parent goes away and comes back.
 	if err := b.lab.Handle().Delete("eth1"); err != nil {
 		t.Fatal(err)

@@ -3,8 +3,8 @@
 # runs beside the installed docker.io 20.10, and unpacks each into a cache
 # folder outside the repository:
 #
-#   26.1  Debian trixie's docker.io                     (uses the machine's containerd 1.6 and runc)
-#   28.5  Debian sid's docker.io and containerd 2.1     (uses the machine's runc: sid's needs a newer glibc)
+#   26.1  Debian trixie's docker.io and docker-cli      (uses the machine's containerd 1.6 and runc)
+#   28.5  Debian sid's docker.io, docker-cli, containerd 2.1 (uses the machine's runc: sid's needs a newer glibc)
 #
 #   scripts/ensure-engines.sh [26.1] [28.5]     (no argument: both)
 #
@@ -89,8 +89,8 @@ fetch() {
 for e in "${engines[@]}"; do
 	case $e in
 	20.10) ;; # the installed docker.io (scripts/ensure-packages.sh)
-	26.1) fetch 26.1 trixie 26.1. docker.io ;;
-	28.5) fetch 28.5 sid 28.5. docker.io containerd ;;
+	26.1) fetch 26.1 trixie 26.1. docker.io docker-cli ;;
+	28.5) fetch 28.5 sid 28.5. docker.io docker-cli containerd ;;
 	*)
 		echo "ensure-engines: unknown engine $e (20.10, 26.1, 28.5)" >&2
 		exit 2

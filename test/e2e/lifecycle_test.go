@@ -348,13 +348,9 @@ func lcSetup(t *testing.T, nodes int) (*lab.Lab, []*lcNode) {
 }
 
 // lcDockerArg is the DOCKER value the Makefile and scripts/install.sh get:
-// the CLI matching the lab's engine, pointed at node n.
+// the CLI matching the node's engine, pointed at node n.
 func lcDockerArg(n *lab.Node) string {
-	cli := os.Getenv("MVS_DOCKER_CLI")
-	if cli == "" {
-		cli = "/usr/bin/docker"
-	}
-	return cli + " -H " + n.Host
+	return n.Engine().CLI + " -H " + n.Host
 }
 
 // lcMake runs `make -C <repo> args…` and returns its output. With netns

@@ -65,6 +65,8 @@ type result struct {
 	action  string // pass, fail, skip
 	elapsed float64
 	output  []string
+	skipped []string            // subtests that skipped
+	subOut  map[string][]string // each subtest's own output
 }
 
 // stream is one engine's go test run.
@@ -214,6 +216,15 @@ func run(engine, pkgs, logs string, extra []string, say func(string, ...any)) *s
 		}
 		if ev.Output != "" {
 			r.output = append(r.output, ev.Output)
+			if sub {
+				if r.subOut == nil {
+					r.subOut = map[string][]string{}
+				}
+				r.subOut[ev.Test] = append(r.subOut[ev.Test], ev.Output)
+			}
+		}
+		if sub && ev.Action == "skip" {
+			r.skipped = append(r.skipped, ev.Test)
 		}
 		if !sub {
 			switch ev.Action {
@@ -243,10 +254,13 @@ func report(streams []*stream, say func(string, ...any)) bool {
 				say("\n===== engine %s: %s FAILED; its output (whole log: %s.log) =====\n%s", s.engine, name, s.engine, strings.Join(r.output, ""))
 				notes = append(notes, fmt.Sprintf("FAIL on engine %s: %s", s.engine, failedSubtests(name, r)))
 			case "skip":
-				notes = append(notes, fmt.Sprintf("skip on engine %s: %s: %s", s.engine, name, skipReason(r)))
+				notes = append(notes, fmt.Sprintf("skip on engine %s: %s: %s", s.engine, name, skipReason(r.output)))
 			case "":
 				failed = true
 				notes = append(notes, fmt.Sprintf("FAIL on engine %s: %s did not finish (timeout or crash of the test binary)", s.engine, name))
+			}
+			for _, sub := range r.skipped {
+				notes = append(notes, fmt.Sprintf("skip on engine %s: %s: %s", s.engine, sub, skipReason(r.subOut[sub])))
 			}
 		}
 		if s.err != nil {
@@ -365,9 +379,9 @@ func failedSubtests(name string, r *result) string {
 }
 
 // skipReason is the last line a skipped test logged before its SKIP line.
-func skipReason(r *result) string {
-	reason := ""
-	for _, line := range r.output {
+func skipReason(output []string) string {
+	reason := "(no reason logged)"
+	for _, line := range output {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "=== ") || strings.HasPrefix(line, "--- ") {
 			continue

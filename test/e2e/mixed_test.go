@@ -68,6 +68,7 @@ func TestMixedSwarmUpgrade(t *testing.T) {
 
 	t.Run("worker_upgraded_in_place", func(t *testing.T) {
 		oldID := b.mustPluginID(t, wk)
+		marks := map[*lab.Node]int{mgr: lcLogMark(t, mgr), wk: lcLogMark(t, wk)}
 		wk.Stop(t)
 		step("worker's 20.10 stopped (SIGTERM) with the service running")
 		wk.SetEngine(t, newer)
@@ -79,6 +80,12 @@ func TestMixedSwarmUpgrade(t *testing.T) {
 		}
 		step("worker on 28.5, same data root")
 		mixedCheck(t, b, "after the worker's upgrade")
+		// Neither the plugin nor the engine about the plugin complained
+		// through the upgrade (the engine's own swarm warnings are not
+		// the driver's).
+		for n, mark := range marks {
+			lcNoDriverErrors(t, n, mark)
+		}
 	})
 }
 

@@ -38,9 +38,6 @@ type Engine struct {
 	// swarm manager"), so plain `docker run` needs no one-node swarm and
 	// no --attachable there.
 	GlobalStandalone bool
-	// AnnouncesAddrs: the engine itself sends gratuitous ARP / unsolicited
-	// NA for every interface it configures in a container (28.5).
-	AnnouncesAddrs bool
 }
 
 // EngineNames lists the engines of the matrix, oldest first.
@@ -107,7 +104,6 @@ func engineNamed(name string, repoRoot func() string) (Engine, error) {
 		CLI:              filepath.Join(root, "usr", "bin", "docker"),
 		Bin:              []string{filepath.Join(root, "usr", "sbin"), filepath.Join(root, "usr", "bin")},
 		GlobalStandalone: true,
-		AnnouncesAddrs:   name == "28.5",
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "packages="); ok {

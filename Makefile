@@ -15,6 +15,7 @@
 #   make lint                          go vet and staticcheck, e2e packages included
 
 GO      ?= go
+COMMA   := ,
 DOCKER  ?= docker
 GOARCH  ?= $(shell $(GO) env GOARCH)
 
@@ -51,7 +52,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK         := $(BUILD_DIR)/tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 
 .PHONY: all compile rootfs plugin create enable install install-cmd upgrade push push-registry \
-	need-push-ref push-tool demo lint test test-unit test-e2e-push bench-parallel soak leader clean
+	need-push-ref push-tool demo lint test test-e2e test-unit test-e2e-push bench-parallel soak leader clean
 
 all: plugin
 
@@ -139,15 +140,31 @@ lint: $(STATICCHECK)
 	$(STATICCHECK) ./...
 	$(STATICCHECK) -tags e2e ./...
 
+# The engines of the end-to-end matrix (docs/engines.md), how many run at
+# once, and extra `go test` flags for every engine's run (e.g. E2E_FLAGS=-v
+# or E2E_FLAGS='-run TestDemo').
+E2E_ENGINES ?= 20.10,26.1,28.5
+E2E_JOBS    ?= 2
+E2E_FLAGS   ?=
+
 # The whole suite, as root: the lint first, then unit, netlink and protocol
 # tests under the race detector, then the end-to-end benches against real
 # engines (build tag e2e: dockerd, a registry and multi-node swarms, each in
-# its own namespaces). Without root the e2e tests and the netlink tests skip,
+# its own namespaces) once per engine of the matrix, ending with a table of
+# suite × engine. Without root the e2e tests and the netlink tests skip,
 # saying why.
 test: lint plugin
 	@scripts/ensure-packages.sh
 	$(GO) test -race -count=1 ./...
-	MVS_PLUGIN_DIR=$(CURDIR)/$(PLUGIN_DIR) $(GO) test -tags e2e -count=1 -timeout 40m $(E2E_FLAGS) ./test/e2e/...
+	@$(MAKE) --no-print-directory test-e2e
+
+# Only the end-to-end matrix: engines 26.1 and 28.5 are fetched into
+# /var/cache/mvs-engines first when missing (scripts/ensure-engines.sh);
+# each engine's log goes to build/e2e/<engine>.log.
+test-e2e: plugin
+	@scripts/ensure-packages.sh
+	@scripts/ensure-engines.sh $(subst $(COMMA), ,$(E2E_ENGINES))
+	MVS_PLUGIN_DIR=$(CURDIR)/$(PLUGIN_DIR) $(GO) run ./test/lab/matrix -engines $(E2E_ENGINES) -jobs $(E2E_JOBS) -logs $(CURDIR)/$(BUILD_DIR)/e2e -- $(E2E_FLAGS)
 
 # A private engine in a network namespace of its own (the e2e lab), the
 # plugin installed in it, a network, two containers that reach each other;

@@ -16,29 +16,34 @@ const pluginRef = "macvlan-swarm:latest"
 
 // TestDemo is what `make demo` runs, and the suite's smoke test: a private
 // engine in a network namespace of its own, the plugin installed from
-// build/plugin, a single-node swarm (engine 20.10 takes global-scope drivers
-// only in swarm mode), an attachable macvlan-swarm network on the node's LAN
-// link, two containers that reach each other by name, and then everything
-// removed with no host link of the driver left behind.
+// build/plugin, a macvlan-swarm network on the node's LAN link (engine 20.10
+// takes global-scope drivers only in swarm mode: there the node becomes a
+// single-node swarm and the network is attachable; newer engines take it
+// standalone), two containers that reach each other by name, and then
+// everything removed with no host link of the driver left behind.
 func TestDemo(t *testing.T) {
 	say := func(format string, args ...any) { t.Helper(); t.Logf("demo: "+format, args...) }
 	pluginDir := lab.PluginDir(t)
 	l := lab.New(t, lab.Options{Nodes: 1})
 	n := l.Node(1)
-	say("started a private dockerd in network namespace %s; its LAN link is %s (%s)", n.NetNS, n.LANLink, n.Addr)
+	say("started a private dockerd %s in network namespace %s; its LAN link is %s (%s)", n.Engine(), n.NetNS, n.LANLink, n.Addr)
 	img := lab.BusyboxImage(t, n)
 
 	// Before the swarm: the node's first description then lists the plugin
 	// (enabled later, the managers learn of it only ~20 s later).
 	n.InstallPluginFromDir(t, pluginRef, pluginDir)
 	say("installed the plugin: %s", n.Docker(t, "plugin", "ls", "--no-trunc", "--format", "{{.Name}} enabled={{.Enabled}} {{.Description}}"))
-	lab.SingleNodeSwarm(t, n)
-	lab.WaitPluginListed(t, n, pluginRef, n)
-	say("made it a single-node swarm")
+	nets := readyForPluginNets(t, n, pluginRef)
+	if nets.Swarm {
+		say("made it a single-node swarm (engine %s needs swarm mode for a global-scope driver)", n.Engine().Name)
+	} else {
+		say("no swarm: engine %s takes a global-scope driver standalone", n.Engine().Name)
+	}
 
-	n.Docker(t, "network", "create", "-d", pluginRef, "--attachable",
+	create := append(append([]string{"network", "create", "-d", pluginRef}, nets.Flags...),
 		"--subnet", "10.98.0.0/24", "--gateway", "10.98.0.1", "-o", "parent="+n.LANLink, "demo")
-	say("docker network create -d %s --attachable --subnet 10.98.0.0/24 --gateway 10.98.0.1 -o parent=%s demo", pluginRef, n.LANLink)
+	n.Docker(t, create...)
+	say("docker %s", strings.Join(create, " "))
 
 	n.Docker(t, append([]string{"run", "-d", "--name", "server", "--network", "demo", img}, lab.Sleeper...)...)
 	ip := n.Docker(t, "inspect", "-f", `{{(index .NetworkSettings.Networks "demo").IPAddress}}`, "server")

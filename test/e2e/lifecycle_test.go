@@ -50,7 +50,24 @@ type lcNode struct {
 	*lab.Node
 	img    string
 	plugin string
-	parent string // -o parent= of new networks; the LAN link when empty
+	parent string     // -o parent= of new networks; the LAN link when empty
+	nets   pluginNets // swarm or standalone (engines_test.go); set with ready
+}
+
+// ready makes the node ready for networks of its plugin (a one-node swarm
+// on 20.10, nothing on newer engines) and remembers how to make them.
+func (n *lcNode) ready(t *testing.T) {
+	t.Helper()
+	n.nets = readyForPluginNets(t, n.Node, n.plugin)
+}
+
+// waitReady waits after a restart of the node's engine until its swarm (if
+// any) counts the node Ready again.
+func (n *lcNode) waitReady(t *testing.T) {
+	t.Helper()
+	if n.nets.Swarm {
+		lab.WaitNodesReady(t, n.Node, n.Node)
+	}
 }
 
 // lcNet is a network of the driver with the containers started on it.
@@ -60,7 +77,7 @@ type lcNet struct {
 	old  map[string]string // container name → address
 }
 
-// newNet creates an attachable network on the node's LAN link, subnet
+// newNet creates a network (attachable on a swarm) on the node's LAN link, subnet
 // 10.98.k.0/24, and starts one Sleeper container per name on it.
 func (n *lcNode) newNet(t *testing.T, name string, k int, containers ...string) *lcNet {
 	t.Helper()
@@ -68,9 +85,9 @@ func (n *lcNode) newNet(t *testing.T, name string, k int, containers ...string) 
 	if parent == "" {
 		parent = n.LANLink
 	}
-	n.Docker(t, "network", "create", "-d", n.plugin, "--attachable",
+	n.Docker(t, append(append([]string{"network", "create", "-d", n.plugin}, n.nets.Flags...),
 		"--subnet", fmt.Sprintf("10.98.%d.0/24", k), "--gateway", fmt.Sprintf("10.98.%d.1", k),
-		"-o", "parent="+parent, name)
+		"-o", "parent="+parent, name)...)
 	net := &lcNet{n: n, name: name, old: map[string]string{}}
 	for _, c := range containers {
 		net.old[c] = net.run(t, c)
@@ -348,13 +365,9 @@ func lcSetup(t *testing.T, nodes int) (*lab.Lab, []*lcNode) {
 }
 
 // lcDockerArg is the DOCKER value the Makefile and scripts/install.sh get:
-// the CLI matching the lab's engine, pointed at node n.
+// the CLI matching the node's engine, pointed at node n.
 func lcDockerArg(n *lab.Node) string {
-	cli := os.Getenv("MVS_DOCKER_CLI")
-	if cli == "" {
-		cli = "/usr/bin/docker"
-	}
-	return cli + " -H " + n.Host
+	return n.Engine().CLI + " -H " + n.Host
 }
 
 // lcMake runs `make -C <repo> args…` and returns its output. With netns
@@ -402,11 +415,10 @@ func TestLifecyclePlugin(t *testing.T) {
 	pluginDir := lab.PluginDir(t)
 	l, nodes := lcSetup(t, 1)
 	n := nodes[0]
-	// Before the swarm: its first node description then lists the plugin.
+	// Before any swarm: its first node description then lists the plugin.
 	n.InstallPluginFromDir(t, lcPlugin, pluginDir)
-	lab.SingleNodeSwarm(t, n.Node)
-	lab.WaitPluginListed(t, n.Node, lcPlugin, n.Node)
-	step("lab, plugin, single-node swarm")
+	n.ready(t)
+	step("lab, plugin, engine " + n.Engine().Name + ", swarm " + strconv.FormatBool(n.nets.Swarm))
 
 	// config.json asks for CAP_NET_ADMIN and the host network, nothing
 	// else; the daemon runs with a plain container's capabilities plus
@@ -524,9 +536,9 @@ func TestLifecyclePlugin(t *testing.T) {
 		if eps != 0 {
 			t.Errorf("the daemon restored %d endpoint(s) after a clean restart; the engine stopped every container, want 0", eps)
 		}
-		lab.WaitNodesReady(t, n.Node, n.Node)
-		if out := n.Docker(t, "network", "ls", "--filter", "name=lc-restart", "--format", "{{.Name}} {{.Driver}} {{.Scope}}"); out != "lc-restart "+lcPlugin+" swarm" {
-			t.Errorf("network after restart: %q, want lc-restart %s swarm", out, lcPlugin)
+		n.waitReady(t)
+		if out, want := n.Docker(t, "network", "ls", "--filter", "name=lc-restart", "--format", "{{.Name}} {{.Driver}} {{.Scope}}"), "lc-restart "+lcPlugin+" "+n.nets.Scope; out != want {
+			t.Errorf("network after restart: %q, want %s", out, want)
 		}
 		state := func(c string) string {
 			return n.Docker(t, "inspect", "-f", "{{.State.Status}} {{.State.Error}}", c)
@@ -564,7 +576,7 @@ func TestLifecyclePlugin(t *testing.T) {
 		startMark := lcLogMark(t, n.Node)
 		n.Kill(t)
 		n.Start(t)
-		lab.WaitNodesReady(t, n.Node, n.Node)
+		n.waitReady(t)
 		newPid := lcWaitPluginUp(t, n.Node, lcPlugin, -1)
 		state := func(c string) string {
 			return n.Docker(t, "inspect", "-f", "{{.State.Status}} {{.State.Error}}", c)
@@ -753,10 +765,9 @@ func TestLifecyclePackaging(t *testing.T) {
 		if got := n.Docker(t, "plugin", "inspect", "-f", "{{.Enabled}} {{json .Config.Linux.Capabilities}}", ref); got != `true ["CAP_NET_ADMIN"]` {
 			t.Errorf("installed plugin: enabled, capabilities = %s; want true [\"CAP_NET_ADMIN\"]", got)
 		}
-		lab.SingleNodeSwarm(t, n.Node)
-		lab.WaitPluginListed(t, n.Node, ref, n.Node)
-		mark := lcLogMark(t, n.Node)
 		n.plugin = ref
+		n.ready(t)
+		mark := lcLogMark(t, n.Node)
 		net := n.newNet(t, "lc-installed", k, "i1", "i2")
 		net.checkSurvived(t)
 		net.remove(t, mark)
@@ -790,8 +801,7 @@ func TestLifecyclePackaging(t *testing.T) {
 			n1.Docker(t, "plugin", "disable", lcPlugin)
 			n1.Docker(t, append([]string{"plugin", "set", lcPlugin}, settings...)...)
 			n1.Docker(t, "plugin", "enable", lcPlugin)
-			lab.SingleNodeSwarm(t, n1.Node)
-			lab.WaitPluginListed(t, n1.Node, lcPlugin, n1.Node)
+			n1.ready(t)
 			mark := lcLogMark(t, n1.Node)
 			n1.parent = "lan"
 			net := n1.newNet(t, "lc-install", 7, "m1", "m2")

@@ -6,8 +6,11 @@ package e2e
 // engine, through the docker CLI, checked from inside the containers and
 // from the node's namespace.
 //
-//	TestNetworkBench       one-node swarm, plugin with the default SCOPE=global
-//	TestNetworkLocalScope  standalone engine, plugin with SCOPE=local
+//	TestNetworkBench       plugin with the default SCOPE=global: on 20.10 a
+//	                       one-node swarm, on newer engines standalone
+//	TestNetworkLocalScope  standalone engine, plugin with SCOPE=local on 20.10;
+//	                       newer engines run it with SCOPE=global (the
+//	                       setting exists for engines older than 26)
 //
 // Both share one lab node across their subtests; every subtest removes what
 // it created (t.Cleanup), and the last subtest of each checks that nothing
@@ -27,21 +30,21 @@ import (
 	"github.com/macvlan-swarm/macvlan-swarm/test/e2e/lab"
 )
 
-// TestNetworkBench drives the driver on a one-node swarm: on the 20.10
-// engine a global-scope driver needs swarm mode, and --attachable networks
-// let plain `docker run` use it.
+// TestNetworkBench drives the driver with its default global scope: on the
+// 20.10 engine that needs swarm mode (a one-node swarm, --attachable
+// networks that plain `docker run` can use); engines from 26 on take it
+// standalone.
 func TestNetworkBench(t *testing.T) {
 	step := lab.Steps(t)
 	pluginDir := lab.PluginDir(t)
 	l := lab.New(t, lab.Options{Nodes: 1})
 	n := l.Node(1)
-	b := &netBench{n: n, img: lab.BusyboxImage(t, n), swarm: true}
-	// Installed before the swarm exists, so the node's first description
+	// Installed before any swarm exists, so the node's first description
 	// already lists it.
 	n.InstallPluginFromDir(t, pluginRef, pluginDir)
-	lab.SingleNodeSwarm(t, n)
-	lab.WaitPluginListed(t, n, pluginRef, n)
-	step("one-node swarm with the plugin")
+	nets := readyForPluginNets(t, n, pluginRef)
+	b := &netBench{n: n, img: lab.BusyboxImage(t, n), nets: nets}
+	step("engine " + n.Engine().Name + " with the plugin, swarm " + strconv.FormatBool(nets.Swarm))
 
 	t.Run("parent_and_candidate_list", b.testParents)
 	t.Run("static_ip_and_mac", b.testStaticIPv4AndMAC)
@@ -49,23 +52,35 @@ func TestNetworkBench(t *testing.T) {
 	t.Run("internal", b.testInternal)
 	t.Run("dual_stack", b.testDualStack)
 	t.Run("several_networks_connect_disconnect", b.testConnectDisconnect)
-	t.Run("service_refusals", b.testServiceRefusals)
+	t.Run("service_refusals", func(t *testing.T) {
+		if !nets.Swarm {
+			t.Skipf("engine %s runs this bench standalone and services need swarm mode; its network create refuses at once (TestNetworkLocalScope/refusals), and TestSwarmBench checks per-node refusals of services", n.Engine().Name)
+		}
+		b.testServiceRefusals(t)
+	})
 	t.Run("nothing_left", b.testNothingLeft)
 	step("subtests")
 }
 
-// TestNetworkLocalScope drives the driver with SCOPE=local on a standalone
-// engine (no swarm): the setting for engines older than 26, which refuse a
-// global-scope driver outside swarm mode. Here CreateNetwork runs at
-// `docker network create`, so every refusal reaches the user at once.
+// TestNetworkLocalScope drives the driver on a standalone engine (no
+// swarm): with SCOPE=local on 20.10, which refuses a global-scope driver
+// outside swarm mode, and with the default SCOPE=global on engines from 26
+// on, which take it standalone. Here CreateNetwork runs at `docker network
+// create`, so every refusal reaches the user at once.
 func TestNetworkLocalScope(t *testing.T) {
 	step := lab.Steps(t)
 	pluginDir := lab.PluginDir(t)
 	l := lab.New(t, lab.Options{Nodes: 1})
 	n := l.Node(1)
-	b := &netBench{n: n, img: lab.BusyboxImage(t, n)}
-	n.InstallPluginFromDir(t, pluginRef, pluginDir, "SCOPE=local", "METRICS_ADDR="+opMetricsAddr)
-	step("standalone engine with the plugin (SCOPE=local, metrics on)")
+	b := &netBench{n: n, img: lab.BusyboxImage(t, n), nets: pluginNets{Scope: "local"}}
+	settings := []string{"METRICS_ADDR=" + opMetricsAddr}
+	if n.Engine().GlobalStandalone {
+		b.nets.Scope = "global"
+	} else {
+		settings = append(settings, "SCOPE=local")
+	}
+	n.InstallPluginFromDir(t, pluginRef, pluginDir, settings...)
+	step(fmt.Sprintf("standalone engine %s with the plugin (%s, metrics on)", n.Engine().Name, strings.Join(settings, " ")))
 
 	t.Run("refusals", b.testRefusals)
 	t.Run("vlan_parent", b.testVLANParent)
@@ -80,9 +95,9 @@ func TestNetworkLocalScope(t *testing.T) {
 
 // netBench is one lab node with the plugin installed, shared by subtests.
 type netBench struct {
-	n     *lab.Node
-	img   string
-	swarm bool // networks are swarm networks (--attachable)
+	n    *lab.Node
+	img  string
+	nets pluginNets // how networks are made on this engine, and their scope
 }
 
 // ---------------------------------------------------------------------------
@@ -126,8 +141,8 @@ func (b *netBench) testParents(t *testing.T) {
 		if l.LinkIndex != parentIndex {
 			t.Errorf("%s: %s eth0 sits on link index %d, want %d (%s of the node)", c.net, c1, l.LinkIndex, parentIndex, b.n.LANLink)
 		}
-		if got := b.inspectNetwork(t, c.net, "{{.Scope}} {{.Driver}}"); got != "swarm "+pluginRef {
-			t.Errorf("%s: scope and driver %q, want %q", c.net, got, "swarm "+pluginRef)
+		if got, want := b.inspectNetwork(t, c.net, "{{.Scope}} {{.Driver}}"), b.nets.Scope+" "+pluginRef; got != want {
+			t.Errorf("%s: scope and driver %q, want %q", c.net, got, want)
 		}
 	}
 }
@@ -499,8 +514,8 @@ func (b *netBench) testLocalDualStack(t *testing.T) {
 		"--subnet", "10.97.1.0/24", "--gateway", "10.97.1.1",
 		"--subnet", "fd00:97:1::/64", "--gateway", "fd00:97:1::1",
 		"-o", "parent="+b.n.LANLink)
-	if got := b.inspectNetwork(t, net, "{{.Scope}} {{.Driver}}"); got != "local "+pluginRef {
-		t.Errorf("%s: scope and driver %q, want %q", net, got, "local "+pluginRef)
+	if got, want := b.inspectNetwork(t, net, "{{.Scope}} {{.Driver}}"), b.nets.Scope+" "+pluginRef; got != want {
+		t.Errorf("%s: scope and driver %q, want %q", net, got, want)
 	}
 	const ip, ip6, mac = "10.97.1.50", "fd00:97:1::50", "02:aa:bb:cc:dd:01"
 	b.run(t, "local-a", net, "--ip", ip, "--ip6", ip6, "--mac-address", mac)
@@ -638,10 +653,7 @@ const nbRetireGroup = 0x6d767377
 // removes it when the test ends. It returns the network id.
 func (b *netBench) network(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	full := []string{"network", "create", "-d", pluginRef}
-	if b.swarm {
-		full = append(full, "--attachable")
-	}
+	full := append([]string{"network", "create", "-d", pluginRef}, b.nets.Flags...)
 	full = append(append(full, args...), name)
 	id := b.n.Docker(t, full...)
 	t.Cleanup(func() { b.removeNetwork(t, name) })

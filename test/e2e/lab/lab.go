@@ -42,9 +42,13 @@
 //
 // Environment: MVS_LAB_KEEP=1 keeps the lab directory (logs) after teardown;
 // MVS_LAB_DEBUG=1 starts dockerd with --debug; MVS_LAB_LOGLINES sets how many
-// dockerd log lines a failed test prints per node (default 80); MVS_DOCKERD and
-// MVS_DOCKER_CLI replace /usr/sbin/dockerd and /usr/bin/docker; MVS_PLUGIN_DIR
-// names a ready plugin directory instead of building one.
+// dockerd log lines a failed test prints per node (default 80); MVS_ENGINE
+// (20.10, 26.1 or 28.5; default 20.10) picks the engine every node runs
+// unless Options.Engines says otherwise (see Engine; 26.1 and 28.5 are
+// fetched into /var/cache/mvs-engines, or MVS_ENGINE_CACHE, on first use);
+// MVS_DOCKERD and MVS_DOCKER_CLI replace 20.10's /usr/sbin/dockerd and
+// /usr/bin/docker; MVS_PLUGIN_DIR names a ready plugin directory instead of
+// building one.
 package lab
 
 import (
@@ -83,6 +87,11 @@ type Options struct {
 	LANNames []string
 	// DockerdArgs are appended to every dockerd command line.
 	DockerdArgs []string
+	// Engines picks each node's engine, node K taking Engines[K-1]; nodes
+	// past the end of the list, or given an Engine without a Name, run
+	// CurrentEngine (MVS_ENGINE). Node.SetEngine changes it between a
+	// Stop and a Start (an in-place upgrade on the same data root).
+	Engines []Engine
 }
 
 // Lab is one running lab. Nodes are numbered from 1: Node(1) is Nodes[0].
@@ -100,10 +109,8 @@ type Lab struct {
 
 // tools the lab runs; the paths are where Debian's packages put them.
 var (
-	dockerdPath   = envOr("MVS_DOCKERD", "/usr/sbin/dockerd")
-	dockerCLIPath = envOr("MVS_DOCKER_CLI", "/usr/bin/docker")
-	registryPath  = "/usr/bin/docker-registry"
-	busyboxPath   = "/bin/busybox"
+	registryPath = "/usr/bin/docker-registry"
+	busyboxPath  = "/bin/busybox"
 )
 
 func envOr(k, def string) string {
@@ -120,7 +127,7 @@ func requireHost(t testing.TB) {
 		t.Skip("lab: end-to-end tests need root (network namespaces, dockerd)")
 	}
 	var missing []string
-	for _, p := range []string{dockerdPath, dockerCLIPath, "nsenter", "unshare", "ip", "/bin/sh"} {
+	for _, p := range []string{"nsenter", "unshare", "ip", "/bin/sh"} {
 		if _, err := exec.LookPath(p); err != nil {
 			missing = append(missing, p)
 		}
@@ -137,6 +144,15 @@ func New(t testing.TB, opts Options) *Lab {
 	requireHost(t)
 	if opts.Nodes < 1 || opts.Nodes > 200 {
 		t.Fatalf("lab: Nodes = %d, want 1 to 200", opts.Nodes)
+	}
+	engines := make([]Engine, opts.Nodes)
+	for i := range engines {
+		if i < len(opts.Engines) && opts.Engines[i].Name != "" {
+			engines[i] = opts.Engines[i]
+		} else {
+			engines[i] = CurrentEngine(t)
+		}
+		requireEngine(t, engines[i])
 	}
 	began := time.Now()
 
@@ -158,7 +174,7 @@ func New(t testing.TB, opts Options) *Lab {
 		t.Fatalf("lab: %v", err)
 	}
 	for k := 1; k <= opts.Nodes; k++ {
-		n, err := l.addNode(k)
+		n, err := l.addNode(k, engines[k-1])
 		if err != nil {
 			t.Fatalf("lab: node%d: %v", k, err)
 		}
@@ -166,9 +182,13 @@ func New(t testing.TB, opts Options) *Lab {
 	}
 	netDone := time.Now()
 	l.startAll(t)
-	t.Logf("lab %s: %d node(s) up in %v (network %v, engines %v)", l.ID, opts.Nodes,
+	var names []string
+	for _, n := range l.Nodes {
+		names = append(names, n.Name+"="+n.Engine().Name)
+	}
+	t.Logf("lab %s: %d node(s) up in %v (network %v, engines %v): %s", l.ID, opts.Nodes,
 		time.Since(began).Round(time.Millisecond), netDone.Sub(began).Round(time.Millisecond),
-		time.Since(netDone).Round(time.Millisecond))
+		time.Since(netDone).Round(time.Millisecond), strings.Join(names, " "))
 	return l
 }
 
@@ -220,7 +240,17 @@ func (l *Lab) buildLAN() error {
 	)
 }
 
-func (l *Lab) addNode(k int) (*Node, error) {
+// requireEngine fails t when an engine's dockerd or CLI is missing.
+func requireEngine(t testing.TB, e Engine) {
+	t.Helper()
+	for _, p := range []string{e.Dockerd, e.CLI} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("lab: engine %s: %v (20.10: apt-get install -y docker.io; others: scripts/ensure-engines.sh %s)", e.Name, err, e.Name)
+		}
+	}
+}
+
+func (l *Lab) addNode(k int, e Engine) (*Node, error) {
 	lan := "eth0"
 	if k <= len(l.opts.LANNames) && l.opts.LANNames[k-1] != "" {
 		lan = l.opts.LANNames[k-1]
@@ -233,6 +263,7 @@ func (l *Lab) addNode(k int) (*Node, error) {
 		Addr:    fmt.Sprintf("%s.%d", LANPrefix, 10+k),
 		LANLink: lan,
 		lab:     l,
+		engine:  e,
 	}
 	n.Host = "unix://" + filepath.Join(n.Dir, "docker.sock")
 	cli, err := client.NewClientWithOpts(client.WithHost(n.Host), client.WithAPIVersionNegotiation())

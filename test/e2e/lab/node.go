@@ -45,8 +45,9 @@ type Node struct {
 	NetNS   string // namespace name under /run/netns
 	Dir     string // /tmp/mvs-lab-<id>/node<K>
 
-	lab *Lab
-	cli *client.Client
+	lab    *Lab
+	cli    *client.Client
+	engine Engine // guarded by mu
 
 	mu     sync.Mutex
 	proc   *os.Process
@@ -103,6 +104,27 @@ func (n *Node) dockerdArgs() []string {
 	return append(args, n.lab.opts.DockerdArgs...)
 }
 
+// Engine is the engine the node runs (or will run at its next Start).
+func (n *Node) Engine() Engine {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.engine
+}
+
+// SetEngine makes the node's next Start run engine e, on the same data
+// root, exec root and socket: an in-place upgrade (or downgrade) of the
+// node's engine. The node must be stopped.
+func (n *Node) SetEngine(t testing.TB, e Engine) {
+	t.Helper()
+	requireEngine(t, e)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.running() {
+		t.Fatalf("lab: SetEngine(%s) on %s: dockerd is running (pid %d); stop it first", e.Name, n.Name, n.proc.Pid)
+	}
+	n.engine = e
+}
+
 // Start starts the node's engine and waits until it answers.
 func (n *Node) Start(t testing.TB) {
 	t.Helper()
@@ -153,12 +175,13 @@ func (n *Node) start() error {
 		"--net=" + n.NetNSPath(), "--",
 		"unshare", "--uts", "--",
 		"/bin/sh", "-c", `hostname "$0" && exec "$@"`, n.Name,
-		dockerdPath,
+		n.engine.Dockerd,
 	}, n.dockerdArgs()...)
+	fmt.Fprintf(logf, "----- lab: engine %s: %s -----\n", n.engine, n.engine.Dockerd)
 	cmd := exec.Command("nsenter", args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = n.Dir
-	cmd.Env = cleanEnv()
+	cmd.Env = n.engine.env()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("%s: start dockerd: %w", n.Name, err)
 	}
@@ -361,7 +384,7 @@ func cleanEnv() []string {
 // dockerCmd builds a docker CLI command for this node, with a CLI config
 // directory of the lab's own (nothing is read from or written to ~/.docker).
 func (n *Node) dockerCmd(ctx context.Context, stdin string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, dockerCLIPath, append([]string{"-H", n.Host}, args...)...)
+	cmd := exec.CommandContext(ctx, n.Engine().CLI, append([]string{"-H", n.Host}, args...)...)
 	cmd.Env = append(cleanEnv(), "DOCKER_CONFIG="+filepath.Join(n.lab.Dir, "cli"))
 	if stdin != "" {
 		cmd.Stdin = strings.NewReader(stdin)
@@ -369,9 +392,9 @@ func (n *Node) dockerCmd(ctx context.Context, stdin string, args ...string) *exe
 	return cmd
 }
 
-// DockerErr runs /usr/bin/docker -H <node> args… and returns its output,
-// for commands that are expected to fail. stdout is trimmed of surrounding
-// white space.
+// DockerErr runs the node's engine's CLI (Engine.CLI) -H <node> args… and
+// returns its output, for commands that are expected to fail. stdout is
+// trimmed of surrounding white space.
 func (n *Node) DockerErr(args ...string) (stdout, stderr string, err error) {
 	return n.DockerStdinErr("", args...)
 }
@@ -390,7 +413,7 @@ func (n *Node) DockerStdinErr(stdin string, args ...string) (stdout, stderr stri
 	return strings.TrimSpace(o.String()), strings.TrimSpace(e.String()), err
 }
 
-// Docker runs /usr/bin/docker -H <node> args… and returns its stdout
+// Docker runs the node's CLI -H <node> args… and returns its stdout
 // (trimmed); a failure fails the test with stderr.
 func (n *Node) Docker(t testing.TB, args ...string) string {
 	t.Helper()

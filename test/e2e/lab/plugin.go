@@ -166,7 +166,9 @@ func (n *Node) Status(t testing.TB, name string) PluginStatus {
 
 // StatusErr asks the plugin name on node n for GET /status over its socket,
 // which engine 20.10 puts in /run/docker/plugins/<plugin id>/ whatever the
-// engine's exec root (newer engines: <exec root>/plugins/<plugin id>/).
+// engine's exec root, and newer engines in <exec root>/plugins/<plugin id>/.
+// The node's engine's folder is tried first: a node upgraded in place from
+// 20.10 may have left the old one behind.
 func (n *Node) StatusErr(t testing.TB, name string) (PluginStatus, error) {
 	t.Helper()
 	id := n.Docker(t, "plugin", "inspect", "-f", "{{.Id}}", name)
@@ -177,9 +179,14 @@ func (n *Node) StatusErr(t testing.TB, name string) (PluginStatus, error) {
 		return PluginStatus{}, err
 	}
 	defer os.RemoveAll(short)
-	dir := filepath.Join("/run/docker/plugins", id)
-	if _, err := os.Stat(dir); err != nil {
-		dir = filepath.Join(n.execRoot(), "plugins", id)
+	dirs := []string{filepath.Join(n.execRoot(), "plugins", id), filepath.Join("/run/docker/plugins", id)}
+	if n.Engine().Name == "20.10" {
+		dirs[0], dirs[1] = dirs[1], dirs[0]
+	}
+	dir := dirs[0]
+	if _, err := os.Stat(filepath.Join(dir, "macvlan-swarm.sock")); err != nil {
+		// MVS_DOCKERD may name another engine's dockerd.
+		dir = dirs[1]
 	}
 	if err := os.Symlink(dir, filepath.Join(short, "p")); err != nil {
 		return PluginStatus{}, err

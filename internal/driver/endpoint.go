@@ -125,7 +125,7 @@ func (d *Driver) CreateEndpoint(req *protocol.CreateEndpointRequest) (*protocol.
 		d.retireLink(old, staleNets[i])
 		d.log.Info("reclaimed endpoint of a container that is gone", "net", old.NetworkID, "ep", old.ID, "link", old.Link, "why", "a new endpoint took its address or MAC", "new_ep", e.ID)
 	}
-	d.log.Debug("endpoint created", "net", e.NetworkID, "ep", e.ID, "ipv4", e.IPv4, "ipv6", e.IPv6, "mac", e.MAC)
+	d.log.Debug("endpoint created", "net", e.NetworkID, "ep", e.ID, "ipv4", e.IPv4, "ipv6", e.IPv6, "mac", e.MAC.String())
 	var resp protocol.CreateEndpointResponse
 	if !userMAC {
 		resp.Interface = &protocol.EndpointInterfaceResponse{MacAddress: e.MAC.String()}

@@ -16,14 +16,14 @@ import (
 // TestCaptureRequests records what an engine sends a network plugin, into
 // internal/protocol/wiretest (see its README for the scenario). It is a
 // tool, not a check: it runs only with MVS_CAPTURE=<engine label> (e.g.
-// 28.5), against the engine the lab runs (MVS_DOCKERD), and writes
+// 28.5), against the engine the lab runs (MVS_ENGINE=28.5), and writes
 // engine-<label>-standalone and engine-<label>-swarm there. The plugin is
 // the real driver behind test/lab/recorder, which writes each request body
 // as it came.
 func TestCaptureRequests(t *testing.T) {
 	label := os.Getenv("MVS_CAPTURE")
 	if label == "" {
-		t.Skip("a capture tool: set MVS_CAPTURE=<engine label> (and MVS_DOCKERD for that engine) to record")
+		t.Skip("a capture tool: set MVS_CAPTURE=<engine label> and MVS_ENGINE=<that engine> to record")
 	}
 	root := lab.RepoRoot(t)
 	dir := filepath.Join(t.TempDir(), "plugin")

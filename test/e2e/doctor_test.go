@@ -100,6 +100,21 @@ func TestDoctor(t *testing.T) {
 	}
 }
 
+// waitListed waits until the manager's network list shows the swarm
+// network name with its options: right after `network create` returns, a
+// list can still miss it (seen once in CI: a doctor run right after the
+// create saw no such network, the next one did).
+func (b *doctorBench) waitListed(t *testing.T, name string) {
+	t.Helper()
+	lab.Eventually(t, 10*time.Second, 100*time.Millisecond, "network "+name+" listed", func() error {
+		out, errOut, err := b.mgr.DockerErr("network", "ls", "--filter", "name="+name, "--format", "{{.Name}}")
+		if err != nil || strings.TrimSpace(out) != name {
+			return fmt.Errorf("network ls: %q %v %s", out, err, errOut)
+		}
+		return nil
+	})
+}
+
 // doctorResult is one run of the binary: its JSON report, its text report
 // and the exit status of each.
 type doctorResult struct {
@@ -220,6 +235,7 @@ func (b *doctorBench) testVIPService(t *testing.T) {
 
 func (b *doctorBench) testParentMissing(t *testing.T) {
 	b.mgr.Docker(t, "network", "create", "-d", dcPlugin, "--subnet", "10.97.0.0/24", "-o", "parent=eth9|lan9", "dbad")
+	b.waitListed(t, "dbad")
 	r := b.runDoctor(t, b.mgr)
 	expectOnly(t, r, doctor.CheckParent, "network dbad", doctor.SevError,
 		[]string{`parent "eth9|lan9" does not resolve on this node (node1)`, "candidates eth9, lan9 (PARENTS=lan=eth0)", "interfaces here: ", "eth0"},
@@ -231,6 +247,7 @@ func (b *doctorBench) testOverlap(t *testing.T) {
 	// Its own subnet, but addresses from the upper half of dcNet's: on the
 	// same parent (dcNet's "lan" is eth0 on node1).
 	b.mgr.Docker(t, "network", "create", "-d", dcPlugin, "--subnet", "10.98.0.0/23", "--ip-range", "10.98.0.128/25", "-o", "parent=eth0", "dlan2")
+	b.waitListed(t, "dlan2")
 	r := b.runDoctor(t, b.mgr)
 	expectOnly(t, r, doctor.CheckRangeOverlap, "network "+dcNet, doctor.SevError,
 		[]string{"(" + dcSubnet + ") overlap those of plugin network dlan2 (10.98.0.128/25)", "both on parent eth0"},

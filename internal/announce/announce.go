@@ -113,6 +113,8 @@ type Announcer struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
+	mu     sync.Mutex // orders Start's wg.Add before Close's wg.Wait
+	closed bool
 	wg     sync.WaitGroup
 }
 
@@ -130,6 +132,9 @@ func New(listen ListenFunc, log *slog.Logger) *Announcer {
 
 // Close stops sending and waits for the senders to return.
 func (a *Announcer) Close() {
+	a.mu.Lock()
+	a.closed = true
+	a.mu.Unlock()
 	a.cancel()
 	a.wg.Wait()
 }
@@ -140,6 +145,12 @@ func (a *Announcer) Close() {
 // speeds up what the LAN learns anyway once the container speaks.
 func (a *Announcer) Start(t Target, count int, interval time.Duration) {
 	if count <= 0 || (!t.IPv4.IsValid() && !t.IPv6.IsValid()) {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		a.log.Debug("announcements not sent: shutting down", "target", t.String())
 		return
 	}
 	a.wg.Add(1)

@@ -263,6 +263,18 @@ func TestCloseStopsAnnouncements(t *testing.T) {
 	}
 }
 
+func TestStartAfterCloseSendsNothing(t *testing.T) {
+	p := newPair(t)
+	cp := p.capture(t)
+	a := announce.New(listenIn(p.node), nil)
+	a.Close()
+	a.Start(announce.Target{Parent: parent, MAC: ctrMAC, IPv4: ctrV4}, 3, 100*time.Millisecond)
+	a.Close()
+	if f := cp.next(500 * time.Millisecond); f != nil {
+		t.Errorf("a frame from an announcer already closed: %x", f)
+	}
+}
+
 func TestAnnounceFailureIsNotFatal(t *testing.T) {
 	p := newPair(t)
 	a := announce.New(listenIn(p.node), nil)

@@ -362,6 +362,7 @@ func TestAddressCheck(t *testing.T) {
 	// it. Printed, never asserted.
 	s.network(t, "nochk", "--subnet", "10.94.0.0/24", "--gateway", "10.94.0.1", "-o", "parent=eth0")
 	var with, without []time.Duration
+	logFrom := logSize(n2)
 	for range 5 {
 		for _, net := range []string{netName, "nochk"} {
 			began := time.Now()
@@ -375,6 +376,51 @@ func TestAddressCheck(t *testing.T) {
 	}
 	t.Logf("FIGURE container start (docker run --rm true, attachable swarm network, 5 each): median %v with address_check (150ms), %v without: %v vs %v",
 		median(with), median(without), with, without)
+	// The plugin's own time for each Join (its debug log), in the order of
+	// the runs: with, without, with, …
+	joins := joinDurations(t, n2, logFrom)
+	if len(joins) != 10 {
+		t.Logf("%d Join durations in node2's log, want 10; no Join figure", len(joins))
+		return
+	}
+	var jWith, jWithout []time.Duration
+	for i, d := range joins {
+		if i%2 == 0 {
+			jWith = append(jWith, d)
+		} else {
+			jWithout = append(jWithout, d)
+		}
+	}
+	t.Logf("FIGURE Join in the plugin: median %v with address_check (150ms), %v without: %v vs %v",
+		median(jWith), median(jWithout), jWith, jWithout)
+}
+
+// joinDurations reads the plugin's "response method=Join … dur=…" debug lines
+// from n's dockerd log, from byte offset on.
+func joinDurations(t *testing.T, n *lab.Node, offset int64) []time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(n.LogPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []time.Duration
+	for _, line := range strings.Split(string(b[offset:]), "\n") {
+		if !strings.Contains(line, "msg=response method=Join ") {
+			continue
+		}
+		_, rest, ok := strings.Cut(line, " dur=")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			continue
+		}
+		if d, err := time.ParseDuration(strings.TrimRight(f[0], `"`)); err == nil {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 func median(ds []time.Duration) time.Duration {

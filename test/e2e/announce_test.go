@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,6 +148,9 @@ func (s *anSwarm) fdbPort(t *testing.T, mac string) string {
 	return ""
 }
 
+// pingerIDs makes each pinger's echo identifier its own.
+var pingerIDs atomic.Uint32
+
 // pinger sends ICMP echo requests from the lan namespace's bridge address
 // every 100 ms and reports the time of the first reply from target.
 type pinger struct {
@@ -162,11 +166,12 @@ func (s *anSwarm) ping(t *testing.T, target netip.Addr) *pinger {
 		t.Fatalf("icmp socket in %s: %v", s.l.LANNS, err)
 	}
 	p := &pinger{conn: c, first: make(chan time.Time, 1), stop: make(chan struct{})}
-	id := os.Getpid() & 0xffff
+	id := int(pingerIDs.Add(1)+uint32(os.Getpid())) & 0xffff
 	go func() {
 		buf := make([]byte, 1500)
 		for {
-			if _, err := c.Read(buf); err != nil {
+			n, err := c.Read(buf)
+			if err != nil {
 				select {
 				case <-p.stop:
 					return
@@ -175,7 +180,12 @@ func (s *anSwarm) ping(t *testing.T, target netip.Addr) *pinger {
 				}
 			}
 			at := time.Now()
-			m, err := icmp.ParseMessage(1, buf[20:]) // ip4:icmp reads include the IPv4 header
+			// Reads on an ip4:icmp socket include the IPv4 header.
+			hl := int(buf[0]&0x0f) * 4
+			if n < hl+8 {
+				continue
+			}
+			m, err := icmp.ParseMessage(1, buf[hl:n])
 			if err != nil || m.Type != ipv4.ICMPTypeEchoReply {
 				continue
 			}

@@ -13,7 +13,8 @@ import (
 // What Join sends on the LAN (internal/announce does the sending): the
 // opt-in address check before the link is made, and the announcements once
 // Join has answered. Without an Announcer (Config.Announce nil, as in most
-// tests) neither happens.
+// tests) neither happens, nor on a network without a parent: its private
+// lower link leads to no LAN.
 
 // announceFor reads a saved network's announcement options. They passed
 // parseOptions when the network was created; a network saved by a build
@@ -45,7 +46,7 @@ func announceTarget(n *model.Network, e *model.Endpoint) announce.Target {
 // container joins unchecked: the check is a guard, not a gate on the
 // plugin's health.
 func (d *Driver) checkAddresses(n *model.Network, e *model.Endpoint) error {
-	if d.announce == nil {
+	if d.announce == nil || n.PrivateParent {
 		return nil
 	}
 	o := d.announceFor(n)
@@ -69,7 +70,7 @@ func (d *Driver) checkAddresses(n *model.Network, e *model.Endpoint) error {
 // until the engine has moved the link out of the host namespace (after
 // Join's answer), and never hold up the request.
 func (d *Driver) announceJoin(n *model.Network, e *model.Endpoint) {
-	if d.announce == nil {
+	if d.announce == nil || n.PrivateParent {
 		return
 	}
 	o := d.announceFor(n)

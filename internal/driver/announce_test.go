@@ -15,6 +15,7 @@ import (
 	"github.com/mdlayher/packet"
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/announce"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link/linktest"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol/wiretest"
 )
@@ -175,4 +176,24 @@ func TestJoinAddressCheck(t *testing.T) {
 	b.d.Flush()
 	b.wantNoMvsLinks(t)
 	b.wantNoState(t)
+}
+
+// TestParentlessNetworkSendsNothing: a network without a parent leads to
+// no LAN, so address_check does not run there: the far end of its private
+// lower link (when that is a veth) holds the container's address, and the
+// Join goes through.
+func TestParentlessNetworkSendsNothing(t *testing.T) {
+	b := newBench(t, benchOpts{announce: true})
+	netID := swarmID("pl-check")
+	lower, peer := link.PrivateParentNames(netID)
+	b.ok(t, "CreateNetwork", wiretest.CreateNetwork(netID, map[string]string{"address_check": "true"}, wiretest.Pool("10.78.0.0/24", "10.78.0.1/24")))
+	if k := b.getLink(t, lower).Kind; k != "veth" {
+		t.Skipf("the private lower link is a %s here: no far end to hold the address", k)
+	}
+	if out, err := exec.Command("ip", "-n", b.lab.Name(), "addr", "add", "10.78.0.2/24", "dev", peer).CombinedOutput(); err != nil {
+		t.Fatalf("ip addr add: %v: %s", err, out)
+	}
+	ep := hexID("pl-check-ep")
+	b.ok(t, "CreateEndpoint", wiretest.CreateEndpoint(netID, ep, "10.78.0.2/24", "", ""))
+	joinedLink(t, ep, b.ok(t, "Join", wiretest.Join(netID, ep)))
 }

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/macvlan-swarm/macvlan-swarm/internal/announce"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/driver"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
@@ -144,7 +145,7 @@ func run(args []string) error {
 	}
 	defer links.Close()
 	d, err = driver.New(driver.Config{Scope: s.scope, Node: host, Parents: parents, HostAddresses: hostAddrs, Links: links, Store: st, Log: log,
-		Reclaim: driver.ReclaimConfig{SandboxRoot: s.engineRun}, OnReap: rec.Reaped})
+		Reclaim: driver.ReclaimConfig{SandboxRoot: s.engineRun}, OnReap: rec.Reaped, Announce: announce.New(announce.ListenHost, log)})
 	if err != nil {
 		l.Close()
 		return err

@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/macvlan-swarm/macvlan-swarm/internal/announce"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/store"
@@ -72,6 +73,9 @@ type Config struct {
 	// Reclaim tunes the reclaiming of endpoints whose container is gone
 	// (reclaim.go); zero fields take the defaults.
 	Reclaim ReclaimConfig
+	// Announce, if not nil, sends the announcements after Join and runs the
+	// address check (internal/announce); the driver stops it in Close.
+	Announce *announce.Announcer
 	// OnReap, if not nil, is told of each reaper batch: how many host links
 	// it deleted and how long the kernel took (for metrics).
 	OnReap func(deleted int, took time.Duration)
@@ -92,6 +96,8 @@ type Driver struct {
 	st        *state
 	reaper    *link.Reaper
 	reclaim   *reclaimer
+	// announce puts joined containers' addresses on the LAN; nil: nothing.
+	announce *announce.Announcer
 
 	// Running totals for metrics (Counters).
 	linksCreated atomic.Uint64
@@ -132,6 +138,7 @@ func New(cfg Config) (*Driver, error) {
 		log:        log,
 		st:         newState(cfg.Store),
 		driftGrace: driftGrace,
+		announce:   cfg.Announce,
 	}
 	d.reaper = link.NewReaper(cfg.Links, log, delay, func(deleted int, took time.Duration) {
 		d.linksDeleted.Add(uint64(deleted))
@@ -151,9 +158,12 @@ func New(cfg Config) (*Driver, error) {
 	return d, nil
 }
 
-// Close stops reclaiming and finishes pending link deletions. It does not
-// close the store.
+// Close stops reclaiming and announcing and finishes pending link
+// deletions. It does not close the store.
 func (d *Driver) Close() {
+	if d.announce != nil {
+		d.announce.Close()
+	}
 	d.reclaim.stop()
 	d.reaper.Stop()
 }

@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/macvlan-swarm/macvlan-swarm/internal/announce"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/driver"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link/linktest"
@@ -56,6 +57,9 @@ type benchOpts struct {
 	reclaim driver.ReclaimConfig
 	// hostAddrs is the node's HOST_ADDRESS setting (default: none).
 	hostAddrs map[string][]netip.Addr
+	// announce gives the driver an Announcer whose packet sockets open in
+	// the lab (default: none, nothing is sent).
+	announce bool
 }
 
 // bench is one plugin under test: a lab namespace, a state directory, and,
@@ -68,6 +72,8 @@ type bench struct {
 	delay     time.Duration
 	reclaim   driver.ReclaimConfig
 	hostAddrs map[string][]netip.Addr
+
+	announce bool // benchOpts.announce
 
 	st      *store.Store
 	d       *driver.Driver
@@ -86,7 +92,7 @@ func newBench(t testing.TB, o benchOpts) *bench {
 	for _, p := range o.parents {
 		lab.Veth(t, p, 0)
 	}
-	b := &bench{lab: lab, links: lab.Handle(), delay: o.reapDelay, reclaim: o.reclaim, hostAddrs: o.hostAddrs}
+	b := &bench{lab: lab, links: lab.Handle(), delay: o.reapDelay, reclaim: o.reclaim, hostAddrs: o.hostAddrs, announce: o.announce}
 	if o.wrap != nil {
 		b.links = o.wrap(lab.Handle())
 	}
@@ -143,7 +149,11 @@ func (b *bench) start(t testing.TB) {
 		l.Close()
 		t.Fatalf("open store: %v", err)
 	}
-	d, err := driver.New(driver.Config{Links: b.links, Store: st, ReapDelay: b.delay, Log: testLog(), Reclaim: b.reclaim, HostAddresses: b.hostAddrs})
+	cfg := driver.Config{Links: b.links, Store: st, ReapDelay: b.delay, Log: testLog(), Reclaim: b.reclaim, HostAddresses: b.hostAddrs}
+	if b.announce {
+		cfg.Announce = announce.New(listenIn(b.lab), testLog())
+	}
+	d, err := driver.New(cfg)
 	if err != nil {
 		l.Close()
 		st.Close()

@@ -37,6 +37,9 @@ func (d *Driver) Join(req *protocol.JoinRequest) (*protocol.JoinResponse, error)
 	if n == nil {
 		return nil, d.unknownNetwork(e.NetworkID)
 	}
+	if err := d.checkAddresses(n, e); err != nil {
+		return nil, err
+	}
 	// The kernel work runs outside the state lock (it can wait on the
 	// kernel's RTNL lock while the engine tears namespaces down); the
 	// engine never sends two requests for one endpoint at once, and the
@@ -76,6 +79,7 @@ func (d *Driver) Join(req *protocol.JoinRequest) (*protocol.JoinResponse, error)
 		resp.GatewayIPv6 = gatewayFor(n.IPv6, joined.IPv6)
 	}
 	d.log.Info("endpoint joined", "net", n.ID, "ep", e.ID, "link", e.Link, "parent", n.Parent, "sandbox", req.SandboxKey, "sandbox_visible", !joined.Sandbox.File.IsZero())
+	d.announceJoin(n, &joined)
 	return resp, nil
 }
 

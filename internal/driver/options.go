@@ -6,7 +6,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/macvlan-swarm/macvlan-swarm/internal/announce"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/model"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
@@ -23,8 +25,19 @@ const (
 	optHostAccess = "host_access"
 )
 
+// Announcements and the address check (internal/announce). The first two
+// are engine 28's own option names: that engine reads them from the same -o
+// options for the announcements it sends from inside the container, so one
+// setting governs both senders.
+const (
+	optAdvertiseNMsgs    = "com.docker.network.advertise_addr_nmsgs"
+	optAdvertiseMs       = "com.docker.network.advertise_addr_ms"
+	optAddressCheck      = "address_check"
+	optAddressCheckAfter = "address_check_timeout"
+)
+
 // acceptedOptions is listed in the refusal of an unknown option.
-const acceptedOptions = "parent, macvlan_mode, mtu (or com.docker.network.driver.mtu), host_access"
+const acceptedOptions = "parent, macvlan_mode, mtu (or com.docker.network.driver.mtu), host_access, address_check, address_check_timeout, com.docker.network.advertise_addr_nmsgs, com.docker.network.advertise_addr_ms"
 
 // netOptions is what a network's -o options mean, before the parent is
 // resolved on this node.
@@ -33,6 +46,15 @@ type netOptions struct {
 	Mode       link.Mode
 	MTU        int
 	HostAccess bool
+	Announce   announceOptions
+}
+
+// announceOptions say what Join sends on the LAN for a container.
+type announceOptions struct {
+	Messages     int           // announcements after Join; 0: none
+	Interval     time.Duration // between them
+	Check        bool          // probe the addresses before Join answers
+	CheckTimeout time.Duration // how long the probe waits for an answer
 }
 
 // parseOptions checks the user's options. It is pure: the same options get
@@ -55,6 +77,8 @@ func parseOptions(opts map[string]string) (netOptions, error) {
 			mtuSeen = v
 		case k == optHostAccess:
 			hostSeen = v
+		case k == optAdvertiseNMsgs, k == optAdvertiseMs, k == optAddressCheck, k == optAddressCheckAfter:
+			// parseAnnounce reads them.
 		case strings.HasPrefix(k, "com.docker."):
 			// The engine's own namespace: not ours to refuse.
 		default:
@@ -94,7 +118,49 @@ func parseOptions(opts map[string]string) (netOptions, error) {
 		}
 		o.MTU = mtu
 	}
+	if o.Announce, err = parseAnnounce(opts); err != nil {
+		return o, err
+	}
 	return o, nil
+}
+
+// defaultAnnounce: engine 28's defaults, no address check.
+var defaultAnnounce = announceOptions{Messages: announce.DefaultMessages, Interval: announce.DefaultInterval, CheckTimeout: announce.DefaultCheckTimeout}
+
+// parseAnnounce reads the announcement and address check options, with
+// engine 28's ranges and defaults for the engine's two.
+func parseAnnounce(opts map[string]string) (announceOptions, error) {
+	a := defaultAnnounce
+	if v, ok := opts[optAdvertiseNMsgs]; ok {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < announce.MinMessages || n > announce.MaxMessages {
+			return a, fmt.Errorf("%s %q is not valid: give a whole number from %d to %d (0 turns announcements off)", optAdvertiseNMsgs, v, announce.MinMessages, announce.MaxMessages)
+		}
+		a.Messages = n
+	}
+	if v, ok := opts[optAdvertiseMs]; ok {
+		ms, err := strconv.Atoi(strings.TrimSpace(v))
+		d := time.Duration(ms) * time.Millisecond
+		if err != nil || d < announce.MinInterval || d > announce.MaxInterval {
+			return a, fmt.Errorf("%s %q is not valid: give whole milliseconds from %d to %d", optAdvertiseMs, v, announce.MinInterval.Milliseconds(), announce.MaxInterval.Milliseconds())
+		}
+		a.Interval = d
+	}
+	if v, ok := opts[optAddressCheck]; ok {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return a, fmt.Errorf("%s %q is not valid: give true or false", optAddressCheck, v)
+		}
+		a.Check = b
+	}
+	if v, ok := opts[optAddressCheckAfter]; ok {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d < announce.MinCheckTimeout || d > announce.MaxCheckTimeout {
+			return a, fmt.Errorf("%s %q is not valid: give a duration from %v to %v, e.g. 150ms", optAddressCheckAfter, v, announce.MinCheckTimeout, announce.MaxCheckTimeout)
+		}
+		a.CheckTimeout = d
+	}
+	return a, nil
 }
 
 // NetworkOptions reads a network's -o options exactly as CreateNetwork

@@ -3,6 +3,7 @@ package driver
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
 )
@@ -63,8 +64,64 @@ func TestParseOptions(t *testing.T) {
 			if err != nil {
 				t.Fatalf("unexpected error: %v", err)
 			}
+			if tc.want.Announce == (announceOptions{}) {
+				tc.want.Announce = defaultAnnounce // TestParseAnnounceOptions covers them
+			}
 			if got != tc.want {
 				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseAnnounceOptions(t *testing.T) {
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{"parent": "eth0"}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	tests := []struct {
+		name    string
+		opts    map[string]string
+		want    announceOptions
+		wantErr string
+	}{
+		{name: "defaults: engine 28's, no check", opts: with(), want: announceOptions{Messages: 3, Interval: time.Second, CheckTimeout: 200 * time.Millisecond}},
+		{name: "engine names accepted", opts: with(optAdvertiseNMsgs, "1", optAdvertiseMs, "250"), want: announceOptions{Messages: 1, Interval: 250 * time.Millisecond, CheckTimeout: 200 * time.Millisecond}},
+		{name: "zero turns them off", opts: with(optAdvertiseNMsgs, "0"), want: announceOptions{Messages: 0, Interval: time.Second, CheckTimeout: 200 * time.Millisecond}},
+		{name: "range ends", opts: with(optAdvertiseNMsgs, "3", optAdvertiseMs, "2000"), want: announceOptions{Messages: 3, Interval: 2 * time.Second, CheckTimeout: 200 * time.Millisecond}},
+		{name: "low interval end", opts: with(optAdvertiseMs, "100"), want: announceOptions{Messages: 3, Interval: 100 * time.Millisecond, CheckTimeout: 200 * time.Millisecond}},
+		{name: "check on", opts: with(optAddressCheck, "true"), want: announceOptions{Messages: 3, Interval: time.Second, Check: true, CheckTimeout: 200 * time.Millisecond}},
+		{name: "check with timeout", opts: with(optAddressCheck, "true", optAddressCheckAfter, "150ms"), want: announceOptions{Messages: 3, Interval: time.Second, Check: true, CheckTimeout: 150 * time.Millisecond}},
+		{name: "check off", opts: with(optAddressCheck, "false"), want: announceOptions{Messages: 3, Interval: time.Second, CheckTimeout: 200 * time.Millisecond}},
+
+		{name: "too many messages", opts: with(optAdvertiseNMsgs, "4"), wantErr: `com.docker.network.advertise_addr_nmsgs "4" is not valid: give a whole number from 0 to 3 (0 turns announcements off)`},
+		{name: "negative messages", opts: with(optAdvertiseNMsgs, "-1"), wantErr: "from 0 to 3"},
+		{name: "messages not a number", opts: with(optAdvertiseNMsgs, "three"), wantErr: `advertise_addr_nmsgs "three" is not valid`},
+		{name: "interval too short", opts: with(optAdvertiseMs, "99"), wantErr: `com.docker.network.advertise_addr_ms "99" is not valid: give whole milliseconds from 100 to 2000`},
+		{name: "interval too long", opts: with(optAdvertiseMs, "2001"), wantErr: "from 100 to 2000"},
+		{name: "interval with unit", opts: with(optAdvertiseMs, "1s"), wantErr: `advertise_addr_ms "1s" is not valid`},
+		{name: "check not a bool", opts: with(optAddressCheck, "yes please"), wantErr: `address_check "yes please" is not valid: give true or false`},
+		{name: "check timeout too long", opts: with(optAddressCheck, "true", optAddressCheckAfter, "5s"), wantErr: `address_check_timeout "5s" is not valid: give a duration from 20ms to 1s, e.g. 150ms`},
+		{name: "check timeout too short", opts: with(optAddressCheckAfter, "1ms"), wantErr: "from 20ms to 1s"},
+		{name: "check timeout without unit", opts: with(optAddressCheckAfter, "150"), wantErr: `address_check_timeout "150" is not valid`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseOptions(tc.opts)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error = %v, want it to contain %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if got.Announce != tc.want {
+				t.Fatalf("got %+v, want %+v", got.Announce, tc.want)
 			}
 		})
 	}

@@ -420,13 +420,13 @@ func TestLifecyclePlugin(t *testing.T) {
 	n.ready(t)
 	step("lab, plugin, engine " + n.Engine().Name + ", swarm " + strconv.FormatBool(n.nets.Swarm))
 
-	// config.json asks for CAP_NET_ADMIN and the host network, nothing
-	// else; the daemon runs with a plain container's capabilities plus
-	// CAP_NET_ADMIN and keeps its state file in the propagated mount.
+	// config.json asks for CAP_NET_ADMIN, CAP_NET_RAW and the host network,
+	// nothing else; the daemon runs with a plain container's capabilities
+	// plus those two and keeps its state file in the propagated mount.
 	t.Run("privileges and state file", func(t *testing.T) {
 		caps := n.Docker(t, "plugin", "inspect", "-f", "{{json .Config.Linux.Capabilities}}", lcPlugin)
-		if caps != `["CAP_NET_ADMIN"]` {
-			t.Errorf("config capabilities %s, want only CAP_NET_ADMIN", caps)
+		if caps != `["CAP_NET_ADMIN","CAP_NET_RAW"]` {
+			t.Errorf("config capabilities %s, want only CAP_NET_ADMIN and CAP_NET_RAW", caps)
 		}
 		// One mount: the engine's exec root, read-only and non-recursive,
 		// where the daemon watches sandbox files (reclaim.go).
@@ -444,17 +444,19 @@ func TestLifecyclePlugin(t *testing.T) {
 		}
 		// The engine starts a plugin with its default container set plus
 		// what config.json asks for: compare with a plain container's.
-		const capNetAdmin = 1 << 12
+		// CAP_NET_RAW (bit 13) is in the engine's default set already;
+		// config.json lists it so that the plugin keeps it should that change.
+		const capNetAdmin = 1<<12 | 1<<13
 		out := n.Docker(t, "run", "--rm", n.img, "grep", "CapEff", "/proc/self/status")
 		base, err := strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(out, "CapEff:")), 16, 64)
 		if err != nil {
 			t.Fatalf("a container's CapEff %q: %v", out, err)
 		}
 		if c := lcCapEff(t, pid); c != base|capNetAdmin {
-			t.Errorf("daemon pid %d: effective capabilities %#x, want a container's default set %#x plus CAP_NET_ADMIN (%#x): extra %#x",
+			t.Errorf("daemon pid %d: effective capabilities %#x, want a container's default set %#x plus CAP_NET_ADMIN and CAP_NET_RAW (%#x): extra %#x",
 				pid, c, base, capNetAdmin, c&^(base|capNetAdmin))
 		}
-		t.Logf("a plain container's CapEff %#x; the daemon's %#x (CAP_NET_ADMIN added, nothing else)", base, lcCapEff(t, pid))
+		t.Logf("a plain container's CapEff %#x; the daemon's %#x (CAP_NET_ADMIN and CAP_NET_RAW added, nothing else)", base, lcCapEff(t, pid))
 		path := lcStatePath(t, n.Node, id)
 		st, err := os.Stat(path)
 		if err != nil {
@@ -743,7 +745,7 @@ func TestLifecyclePackaging(t *testing.T) {
 	// A fresh node's engine pulls a plugin and uses it: installed before
 	// the node forms its (single-node) swarm.
 	// With grant false the install prompt is answered "y", and it must ask
-	// for the host network and CAP_NET_ADMIN, nothing else.
+	// for the host network, CAP_NET_ADMIN and CAP_NET_RAW, nothing else.
 	useInstalled := func(t *testing.T, n *lcNode, ref string, k int, grant bool) {
 		t.Helper()
 		var out string
@@ -757,13 +759,13 @@ func TestLifecyclePackaging(t *testing.T) {
 					asked = append(asked, p)
 				}
 			}
-			if strings.Join(asked, "; ") != "network: [host]; mount: [/var/run/docker]; capabilities: [CAP_NET_ADMIN]" {
-				t.Errorf("install asked for %q, want the host network, the engine-run mount and CAP_NET_ADMIN only", asked)
+			if strings.Join(asked, "; ") != "network: [host]; mount: [/var/run/docker]; capabilities: [CAP_NET_ADMIN CAP_NET_RAW]" {
+				t.Errorf("install asked for %q, want the host network, the engine-run mount, CAP_NET_ADMIN and CAP_NET_RAW only", asked)
 			}
 		}
 		t.Logf("%s: docker plugin install %s:\n%s", n.Name, ref, out)
-		if got := n.Docker(t, "plugin", "inspect", "-f", "{{.Enabled}} {{json .Config.Linux.Capabilities}}", ref); got != `true ["CAP_NET_ADMIN"]` {
-			t.Errorf("installed plugin: enabled, capabilities = %s; want true [\"CAP_NET_ADMIN\"]", got)
+		if got := n.Docker(t, "plugin", "inspect", "-f", "{{.Enabled}} {{json .Config.Linux.Capabilities}}", ref); got != `true ["CAP_NET_ADMIN","CAP_NET_RAW"]` {
+			t.Errorf("installed plugin: enabled, capabilities = %s; want true [\"CAP_NET_ADMIN\",\"CAP_NET_RAW\"]", got)
 		}
 		n.plugin = ref
 		n.ready(t)

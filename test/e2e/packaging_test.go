@@ -9,7 +9,7 @@ package e2e
 //
 // Already asserted by TestLifecyclePackaging and not repeated here: a
 // daemonless push (make push-registry) installs with the prompt answered,
-// comes up enabled with CAP_NET_ADMIN only and serves networks; `make
+// comes up enabled with CAP_NET_ADMIN and CAP_NET_RAW only and serves networks; `make
 // create` creates the plugin disabled; `make install` (scripts/install.sh,
 // which runs `docker plugin rm -f`) leaves no directory of the old copy.
 // TestLifecyclePlugin asserts the capabilities, the propagated mount and

@@ -10,7 +10,8 @@
 // name:
 //
 //   - a lab lives in /tmp/mvs-lab-<id>, <id> being six hex digits;
-//   - its namespaces are /run/netns/mvs-<id>-lan and /run/netns/mvs-<id>-node<K>;
+//   - its namespaces are /run/netns/mvs-<id>-lan, /run/netns/mvs-<id>-node<K> and
+//     (the address check's foreign host) /run/netns/mvs-<id>-foreign;
 //   - a process is signalled only if its pid is read from a pidfile inside the
 //     lab directory and the process still looks like the one that wrote it
 //     (its command line names the lab directory, or, for a container's first
@@ -46,7 +47,7 @@ const NetNSDir = "/run/netns"
 
 var (
 	dirPattern    = regexp.MustCompile(`^mvs-lab-([0-9a-f]{6})$`)
-	netnsPattern  = regexp.MustCompile(`^mvs-([0-9a-f]{6})-(lan|node[0-9]+)$`)
+	netnsPattern  = regexp.MustCompile(`^mvs-([0-9a-f]{6})-(lan|node[0-9]+|foreign)$`)
 	containerID   = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	ownerFileName = "owner"
 )

@@ -29,14 +29,16 @@ func TestMountsUnderDeepestFirst(t *testing.T) {
 
 func TestNamesBelongToLabsOnly(t *testing.T) {
 	for name, want := range map[string]bool{
-		"mvs-abc123-lan":    true,
-		"mvs-abc123-node1":  true,
-		"mvs-abc123-node12": true,
-		"mvs-exp":           false,
-		"mvsdev":            false,
-		"mvs-abc123-node":   false,
-		"mvs-ABC123-node1":  false,
-		"mvs-abc1234-node1": false,
+		"mvs-abc123-lan":     true,
+		"mvs-abc123-node1":   true,
+		"mvs-abc123-node12":  true,
+		"mvs-abc123-foreign": true,
+		"mvs-abc123-other":   false,
+		"mvs-exp":            false,
+		"mvsdev":             false,
+		"mvs-abc123-node":    false,
+		"mvs-ABC123-node1":   false,
+		"mvs-abc1234-node1":  false,
 	} {
 		if got := netnsPattern.MatchString(name); got != want {
 			t.Errorf("namespace %q: lab-owned=%v, want %v", name, got, want)

@@ -155,8 +155,9 @@ func gatewayFor(pools []model.Pool, addr netip.Prefix) string {
 }
 
 // Leave removes the endpoint's host routes (host_access); the link is the
-// engine's to move back to the host namespace, and DeleteEndpoint removes it. The driver notes the
-// time, so that an endpoint whose DeleteEndpoint is lost is reclaimed.
+// engine's to move back to the host namespace, and DeleteEndpoint removes
+// it. The driver notes the time, so that an endpoint whose DeleteEndpoint
+// is lost is reclaimed.
 func (d *Driver) Leave(req *protocol.LeaveRequest) error {
 	if req.EndpointID == "" {
 		return missingID("Leave", "an endpoint id")

@@ -180,7 +180,7 @@ func printReport(out io.Writer, r report, path string) {
 		(time.Duration(r.UptimeSeconds) * time.Second).String(), r.Started.Format(time.RFC3339))
 	fmt.Fprintf(out, "socket %s\n", path)
 	var set []string
-	for _, k := range []string{"PARENTS", "SCOPE", "LOG_LEVEL", "METRICS_ADDR", "STATE_DIR", "ENGINE_RUN_DIR"} {
+	for _, k := range []string{"PARENTS", "HOST_ADDRESS", "SCOPE", "LOG_LEVEL", "METRICS_ADDR", "STATE_DIR", "ENGINE_RUN_DIR"} {
 		set = append(set, k+"="+orDash(r.Settings[k]))
 	}
 	fmt.Fprintf(out, "settings %s\n", strings.Join(set, " "))

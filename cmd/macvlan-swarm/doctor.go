@@ -79,9 +79,8 @@ func runDoctor(args []string, out io.Writer) error {
 		return fmt.Errorf("doctor: cannot reach the Docker engine at %s (set DOCKER_HOST or --host): %w", cli.DaemonHost(), err)
 	}
 	facts, err := doctor.Gather(ctx, cli, doctor.Config{
-		Plugin:       o.plugin,
-		ParseParents: parseParents,
-		Links:        listLinks,
+		Plugin: o.plugin,
+		Links:  listLinks,
 	})
 	if err != nil {
 		return fmt.Errorf("doctor: %w", err)

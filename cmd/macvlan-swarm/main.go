@@ -15,7 +15,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -98,7 +97,7 @@ func run(args []string) error {
 		return err
 	}
 	slog.SetDefault(log)
-	parents, err := parseParents(s.parents)
+	parents, err := driver.ParseParents(s.parents)
 	if err != nil {
 		return err
 	}
@@ -198,25 +197,4 @@ func newLogger(level string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("LOG_LEVEL %q is not valid: use debug, info, warn or error", level)
 	}
 	return slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: l})), nil
-}
-
-// parseParents reads PARENTS: comma-separated alias=interface pairs.
-func parseParents(v string) (map[string]string, error) {
-	m := map[string]string{}
-	for _, pair := range strings.Split(v, ",") {
-		pair = strings.TrimSpace(pair)
-		if pair == "" {
-			continue
-		}
-		alias, iface, ok := strings.Cut(pair, "=")
-		alias, iface = strings.TrimSpace(alias), strings.TrimSpace(iface)
-		if !ok || alias == "" || iface == "" {
-			return nil, fmt.Errorf("PARENTS entry %q is not alias=interface (e.g. PARENTS=lan=eth0,dmz=ens19.20)", pair)
-		}
-		if _, dup := m[alias]; dup {
-			return nil, fmt.Errorf("PARENTS names alias %q twice", alias)
-		}
-		m[alias] = iface
-	}
-	return m, nil
 }

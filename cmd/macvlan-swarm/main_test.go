@@ -29,18 +29,6 @@ func TestParseSettingsEnvAndFlags(t *testing.T) {
 	}
 }
 
-func TestParseParents(t *testing.T) {
-	m, err := parseParents(" lan=eth0 , dmz=ens19.20,")
-	if err != nil || len(m) != 2 || m["lan"] != "eth0" || m["dmz"] != "ens19.20" {
-		t.Fatalf("m = %v, err = %v", m, err)
-	}
-	for _, bad := range []string{"lan", "lan=", "=eth0", "lan=eth0,lan=eth1"} {
-		if _, err := parseParents(bad); err == nil || !strings.Contains(err.Error(), "PARENTS") {
-			t.Errorf("PARENTS=%q: err = %v", bad, err)
-		}
-	}
-}
-
 func TestNewLoggerRefusesUnknownLevel(t *testing.T) {
 	if _, err := newLogger("loud"); err == nil || !strings.Contains(err.Error(), "use debug, info, warn or error") {
 		t.Fatalf("err = %v", err)

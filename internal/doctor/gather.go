@@ -13,6 +13,7 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/api/types/system"
 
+	"github.com/macvlan-swarm/macvlan-swarm/internal/driver"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
 )
 
@@ -31,8 +32,6 @@ type Config struct {
 	// Plugin is the plugin's full name (--plugin); "" picks the installed
 	// network plugin whose name ends with macvlan-swarm (SelectPlugin).
 	Plugin string
-	// ParseParents reads the PARENTS setting as the daemon does.
-	ParseParents func(string) (map[string]string, error)
 	// Links lists the links of the node's network namespace.
 	Links func() ([]link.Info, error)
 }
@@ -86,11 +85,9 @@ func Gather(ctx context.Context, e Engine, cfg Config) (Facts, error) {
 			}
 		}
 	}
-	if cfg.ParseParents != nil {
-		f.Plugin.Parents, err = cfg.ParseParents(f.Plugin.ParentsSetting)
-		if err != nil {
-			f.Plugin.ParentsErr = err.Error()
-		}
+	// PARENTS read as the daemon reads it.
+	if f.Plugin.Parents, err = driver.ParseParents(f.Plugin.ParentsSetting); err != nil {
+		f.Plugin.ParentsErr = err.Error()
 	}
 	f.Networks = NetworksOf(nets, name)
 	f.Strays = StraysOf(nets, name)

@@ -33,17 +33,13 @@ import (
 // whose parent has no address of its own in the network's subnet puts that
 // address on its shim.
 func ParseHostAddresses(v string) (map[string][]netip.Addr, error) {
+	pairs, err := settingPairs("HOST_ADDRESS", v, "interface=address", "HOST_ADDRESS=lan=10.1.2.3,lan=fd00::3")
+	if err != nil {
+		return nil, err
+	}
 	out := map[string][]netip.Addr{}
-	for _, pair := range strings.Split(v, ",") {
-		pair = strings.TrimSpace(pair)
-		if pair == "" {
-			continue
-		}
-		key, val, ok := strings.Cut(pair, "=")
-		key, val = strings.TrimSpace(key), strings.TrimSpace(val)
-		if !ok || key == "" || val == "" {
-			return nil, fmt.Errorf("HOST_ADDRESS entry %q is not interface=address (e.g. HOST_ADDRESS=lan=10.1.2.3,lan=fd00::3)", pair)
-		}
+	for _, kv := range pairs {
+		key, val, pair := kv[0], kv[1], kv[0]+"="+kv[1]
 		if err := link.CheckName(key); err != nil {
 			return nil, fmt.Errorf("HOST_ADDRESS entry %q: %w; the key is a parent interface or a PARENTS alias", pair, err)
 		}

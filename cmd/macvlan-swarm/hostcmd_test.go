@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -109,16 +108,7 @@ func (d *daemon) call(t *testing.T, method string, req any) string {
 // scrape reads the daemon's metrics from inside its namespace.
 func (d *daemon) scrape(t *testing.T) map[string]float64 {
 	t.Helper()
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) {
-		return linktest.DialIn(d.lab.Name(), "tcp", d.metrics, 2*time.Second)
-	}}}
-	defer c.CloseIdleConnections()
-	resp, err := c.Get("http://" + d.metrics + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	m, err := telemetrytest.Flatten(resp.Body)
+	m, err := telemetrytest.Scrape(d.lab.Name(), d.metrics)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,18 +4,14 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/macvlan-swarm/macvlan-swarm/internal/link/linktest"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/telemetry/telemetrytest"
 	"github.com/macvlan-swarm/macvlan-swarm/test/e2e/lab"
 )
@@ -97,16 +93,7 @@ func (b *netBench) testOperatorViews(t *testing.T) {
 // scrape reads the plugin's metrics from inside the node's namespace.
 func (b *netBench) scrape(t *testing.T) map[string]float64 {
 	t.Helper()
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) {
-		return linktest.DialIn(b.n.NetNS, "tcp", opMetricsAddr, 2*time.Second)
-	}}}
-	defer c.CloseIdleConnections()
-	resp, err := c.Get("http://" + opMetricsAddr + "/metrics")
-	if err != nil {
-		t.Fatalf("scrape %s in %s: %v", opMetricsAddr, b.n.NetNS, err)
-	}
-	defer resp.Body.Close()
-	m, err := telemetrytest.Flatten(resp.Body)
+	m, err := telemetrytest.Scrape(b.n.NetNS, opMetricsAddr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,10 +16,11 @@ import (
 // tests) neither happens, nor on a network without a parent: its private
 // lower link leads to no LAN.
 
-// announceFor reads a saved network's announcement options. They passed
-// parseOptions when the network was created; a network saved by a build
-// that did not read them gets the defaults should one not parse.
-func (d *Driver) announceFor(n *model.Network) announceOptions {
+// savedAnnounce reads a loaded network's announcement options, once, at
+// start-up. They passed parseOptions when the network was created; a network
+// saved by a build that did not read them gets the defaults should one not
+// parse.
+func (d *Driver) savedAnnounce(n *model.Network) announceOptions {
 	o, err := parseAnnounce(n.Options)
 	if err != nil {
 		d.log.Warn("saved network has announcement options this build refuses; using the defaults", "net", n.ID, "err", err)
@@ -49,7 +50,7 @@ func (d *Driver) checkAddresses(n *model.Network, e *model.Endpoint) error {
 	if d.announce == nil || n.PrivateParent {
 		return nil
 	}
-	o := d.announceFor(n)
+	o := n.Announce
 	if !o.Check {
 		return nil
 	}
@@ -73,7 +74,7 @@ func (d *Driver) announceJoin(n *model.Network, e *model.Endpoint) {
 	if d.announce == nil || n.PrivateParent {
 		return
 	}
-	o := d.announceFor(n)
+	o := n.Announce
 	if o.Messages == 0 {
 		return
 	}

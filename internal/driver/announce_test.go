@@ -99,7 +99,8 @@ func receive(ch <-chan []byte, wait time.Duration) []byte {
 
 // TestJoinAnnounces: after Join, once the "engine" has moved the link into
 // a container, the parent sends the configured number of gratuitous ARPs
-// from the container's MAC; with advertise_addr_nmsgs=0, none.
+// from the container's MAC, also after a plugin restart; with
+// advertise_addr_nmsgs=0, none.
 func TestJoinAnnounces(t *testing.T) {
 	b := newBench(t, benchOpts{announce: true})
 	lan, _ := b.lanSide(t)
@@ -109,6 +110,8 @@ func TestJoinAnnounces(t *testing.T) {
 	b.ok(t, "CreateNetwork", wiretest.CreateNetwork(net1, onEth0("com.docker.network.advertise_addr_nmsgs", "2", "com.docker.network.advertise_addr_ms", "100"),
 		wiretest.Pool("10.61.0.0/24", "10.61.0.1/24")))
 	b.ok(t, "CreateEndpoint", wiretest.CreateEndpoint(net1, ep1, "10.61.0.2/24", "", ""))
+	// A restart between: the options come back from the saved network.
+	b.restart(t)
 	mac := net.HardwareAddr{0x02, 0x42, 10, 61, 0, 2}
 	got := frames(t, lan, mac)
 	began := time.Now()

@@ -179,6 +179,7 @@ func networkFromRequest(req *protocol.CreateNetworkRequest) (*model.Network, err
 		// link leads nowhere, so there is no gateway to give.
 		Internal:   internal || o.ParentSpec == "",
 		HostAccess: o.HostAccess,
+		Announce:   o.Announce,
 		IPv4:       v4,
 		IPv6:       v6,
 		Options:    opts,

@@ -49,13 +49,9 @@ type netOptions struct {
 	Announce   announceOptions
 }
 
-// announceOptions say what Join sends on the LAN for a container.
-type announceOptions struct {
-	Messages     int           // announcements after Join; 0: none
-	Interval     time.Duration // between them
-	Check        bool          // probe the addresses before Join answers
-	CheckTimeout time.Duration // how long the probe waits for an answer
-}
+// announceOptions say what Join sends on the LAN for a container; a
+// network keeps them as model.Network.Announce.
+type announceOptions = model.Announce
 
 // parseOptions checks the user's options. It is pure: the same options get
 // the same answer on the manager (AllocateNetwork, where it only warns) and on

@@ -46,6 +46,7 @@ func (d *Driver) restore() ([]link.Info, error) {
 		}
 	}
 	for _, n := range nets {
+		n.Announce = d.savedAnnounce(n)
 		d.st.networks[n.ID] = n
 	}
 	for _, e := range eps {

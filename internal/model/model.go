@@ -51,6 +51,10 @@ type Network struct {
 	HostAccess bool
 	HostAddrs  []netip.Addr
 	IPv4, IPv6 []Pool
+	// Announce is what Join sends on the LAN for a container, read from
+	// Options when the network is created and again when it is loaded (it
+	// is not stored: Options are).
+	Announce Announce
 	// Options are the user's -o options as received, to tell an identical
 	// re-create from a changed one.
 	Options map[string]string
@@ -70,6 +74,16 @@ func (n *Network) Contains(addr netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// Announce says what Join sends on the LAN for a container
+// (internal/announce): announcements after it answers, an address check
+// before.
+type Announce struct {
+	Messages     int           // announcements after Join; 0: none
+	Interval     time.Duration // between them
+	Check        bool          // probe the addresses before Join answers
+	CheckTimeout time.Duration // how long the probe waits for an answer
 }
 
 // Endpoint is one container attachment.

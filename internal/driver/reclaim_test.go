@@ -66,10 +66,12 @@ func TestReclaimDeadContainersOnly(t *testing.T) {
 		mustOK(t, f.Delete(linkName(e)))
 	}
 	// gone: the engine destroyed its sandbox. replaced: destroyed, and a
-	// new sandbox file took the same name.
+	// new sandbox file took the same name. The new file is made before the
+	// old one goes: made after, it can get the freed inode number back and
+	// look like the old file (seen once in CI).
 	mustOK(t, os.Remove(filepath.Join(dir, gone[:12])))
-	mustOK(t, os.Remove(filepath.Join(dir, replaced[:12])))
 	newSandbox(t, dir, replaced[:12]+".tmp")
+	mustOK(t, os.Remove(filepath.Join(dir, replaced[:12])))
 	mustOK(t, os.Rename(filepath.Join(dir, replaced[:12]+".tmp"), filepath.Join(dir, replaced[:12])))
 	// left: Leave came (the link is back), DeleteEndpoint never did.
 	mustOK(t, d.Leave(wiretest.Leave(netA, left)))

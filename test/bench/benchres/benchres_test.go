@@ -1,0 +1,77 @@
+package benchres
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+func TestVerdict(t *testing.T) {
+	for _, c := range []struct {
+		f    Figure
+		want string
+	}{
+		{Figure{Value: 90, Peer: "b", PeerValue: 100, Target: &Target{Of: "ratio", Op: "<=", Limit: 0.9}}, "met"},
+		{Figure{Value: 91, Peer: "b", PeerValue: 100, Target: &Target{Of: "ratio", Op: "<=", Limit: 0.9}}, "missed"},
+		{Figure{Value: 0.96, Peer: "n", PeerValue: 1, Target: &Target{Of: "ratio", Op: ">=", Limit: 0.95}}, "met"},
+		{Figure{Value: 2.5, Target: &Target{Of: "value", Op: "<=", Limit: 2}}, "missed"},
+		{Figure{Value: 1.5, Target: &Target{Of: "value", Op: "<=", Limit: 2}}, "met"},
+		{Figure{Value: 1, Target: &Target{Of: "ratio", Op: "<=", Limit: 2}}, "missed"}, // no peer: no ratio
+		{Figure{Value: 1}, ""},
+	} {
+		if got := c.f.Verdict(); got != c.want {
+			t.Errorf("%+v: verdict %q, want %q", c.f, got, c.want)
+		}
+	}
+}
+
+func TestCheckNamesWhatIsMissing(t *testing.T) {
+	parts := []Part{
+		{N: 1, Title: "start", Figures: []Figure{{Name: "a", Value: 1}, {Name: "b", Value: math.NaN()}}},
+		{N: 2, Title: "parallel"},
+		{N: 3, Figures: []Figure{{Name: "c", Value: 1, Peer: "o", PeerValue: math.Inf(1)}}},
+	}
+	err := Check(parts, []int{1, 2, 3, 4})
+	if err == nil {
+		t.Fatal("no error for a NaN figure, an empty part and a missing part")
+	}
+	for _, want := range []string{`"b"`, "part 2 (parallel) has no figures", "peer o", "part 4 was not produced"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if err := Check(parts[:1:1][:0], nil); err != nil {
+		t.Errorf("nothing wanted, nothing given: %v", err)
+	}
+}
+
+func TestWriteReadAll(t *testing.T) {
+	t.Setenv("MVS_BENCH_OUT", t.TempDir())
+	t.Setenv("MVS_BENCH", "smoke")
+	for _, n := range []int{3, 1} {
+		p := Part{N: n, Title: "t"}
+		p.Add(Figure{Name: "x", Value: float64(n)})
+		if _, err := Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parts, err := ReadAll(Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(parts) != 2 || parts[0].N != 1 || parts[1].N != 3 || parts[0].Mode != Smoke || parts[1].Figures[0].Value != 3 {
+		t.Fatalf("read back %+v", parts)
+	}
+}
+
+func TestQuantileAndNum(t *testing.T) {
+	v := []float64{5, 1, 4, 2, 3}
+	if Median(v) != 3 || Quantile(v, 0.99) != 5 || Quantile(v, 0) != 1 || !math.IsNaN(Median(nil)) {
+		t.Errorf("median %v p99 %v", Median(v), Quantile(v, 0.99))
+	}
+	for in, want := range map[float64]string{0.9: "0.9", 273.4: "273", 12.34: "12.3", 0.0834: "0.0834", 1.0: "1"} {
+		if got := Num(in); got != want {
+			t.Errorf("Num(%v) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -317,3 +317,56 @@ func fmtNum(v float64) string {
 
 // Num is fmtNum for the report.
 func Num(v float64) string { return fmtNum(v) }
+
+// figureJSON is Figure on disk: a value that is not a finite number (a
+// figure the run could not produce) is written as null and read back as NaN,
+// since JSON has no NaN.
+type figureJSON struct {
+	Name      string   `json:"name"`
+	Label     string   `json:"label"`
+	Value     *float64 `json:"value"`
+	Unit      string   `json:"unit"`
+	Peer      string   `json:"peer,omitempty"`
+	PeerValue *float64 `json:"peer_value,omitempty"`
+	Target    *Target  `json:"target,omitempty"`
+	Samples   int      `json:"samples,omitempty"`
+	Note      string   `json:"note,omitempty"`
+}
+
+func toJSONNum(v float64) *float64 {
+	if !finite(v) {
+		return nil
+	}
+	return &v
+}
+
+func fromJSONNum(v *float64) float64 {
+	if v == nil {
+		return math.NaN()
+	}
+	return *v
+}
+
+// MarshalJSON writes a missing value as null.
+func (f Figure) MarshalJSON() ([]byte, error) {
+	j := figureJSON{Name: f.Name, Label: f.Label, Value: toJSONNum(f.Value), Unit: f.Unit, Peer: f.Peer,
+		Target: f.Target, Samples: f.Samples, Note: f.Note}
+	if f.Peer != "" {
+		j.PeerValue = toJSONNum(f.PeerValue)
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads null back as NaN.
+func (f *Figure) UnmarshalJSON(b []byte) error {
+	var j figureJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*f = Figure{Name: j.Name, Label: j.Label, Value: fromJSONNum(j.Value), Unit: j.Unit, Peer: j.Peer,
+		Target: j.Target, Samples: j.Samples, Note: j.Note}
+	if j.Peer != "" {
+		f.PeerValue = fromJSONNum(j.PeerValue)
+	}
+	return nil
+}

@@ -75,3 +75,24 @@ func TestQuantileAndNum(t *testing.T) {
 		}
 	}
 }
+
+func TestMissingValueSurvivesTheFile(t *testing.T) {
+	t.Setenv("MVS_BENCH_OUT", t.TempDir())
+	p := Part{N: 2}
+	p.Add(Figure{Name: "total", Value: math.NaN(), Peer: "built-in", PeerValue: 7})
+	p.Add(Figure{Name: "p99", Value: 3, Peer: "built-in", PeerValue: math.Inf(1)})
+	if _, err := Write(p); err != nil {
+		t.Fatal(err)
+	}
+	parts, err := ReadAll(Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := parts[0].Figures
+	if !math.IsNaN(f[0].Value) || f[0].PeerValue != 7 || f[1].Value != 3 || !math.IsNaN(f[1].PeerValue) {
+		t.Fatalf("read back %+v", f)
+	}
+	if Check(parts, nil) == nil {
+		t.Error("Check passed figures without values")
+	}
+}

@@ -86,7 +86,7 @@ func BenchmarkDaemon1000Endpoints(b *testing.B) {
 	}
 }
 
-func post(b *testing.B, cl *http.Client, method, body string) {
+func post(b testing.TB, cl *http.Client, method, body string) {
 	b.Helper()
 	for try := 0; ; try++ {
 		r, err := cl.Post("http://plugin/NetworkDriver."+method, "application/json", bytes.NewBufferString(body))
@@ -107,7 +107,7 @@ func post(b *testing.B, cl *http.Client, method, body string) {
 	}
 }
 
-func rssKiB(b *testing.B, pid int) int {
+func rssKiB(b testing.TB, pid int) int {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		b.Fatal(err)

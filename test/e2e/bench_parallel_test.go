@@ -44,6 +44,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 
+	"github.com/macvlan-swarm/macvlan-swarm/test/bench/benchres"
 	"github.com/macvlan-swarm/macvlan-swarm/test/e2e/lab"
 )
 
@@ -107,13 +108,15 @@ func (s *bpStats) add(b bpBatch) {
 var bpMethods = []string{"CreateEndpoint", "Join", "Leave", "DeleteEndpoint"}
 
 func TestBenchParallelStarts(t *testing.T) {
-	if os.Getenv("MVS_BENCH") != "1" {
-		t.Skip("benchmark, not part of the suite: set MVS_BENCH=1 to run it (or `make bench-parallel`); " +
+	mode := benchres.CurrentMode()
+	if mode == benchres.Off {
+		t.Skip("benchmark, not part of the suite: set MVS_BENCH=1 to run it (or `make bench-parallel`, `make bench`); " +
 			"it starts 50 containers at once per round for some minutes")
 	}
-	rounds := bpEnvInt(t, "MVS_BENCH_ROUNDS", 5)
-	par := bpEnvInt(t, "MVS_BENCH_PARALLEL", 50)
-	serial := bpEnvInt(t, "MVS_BENCH_SERIAL", 10)
+	began := time.Now()
+	rounds := bpEnvInt(t, "MVS_BENCH_ROUNDS", mode.Pick(5, 1))
+	par := bpEnvInt(t, "MVS_BENCH_PARALLEL", mode.Pick(50, 10))
+	serial := bpEnvInt(t, "MVS_BENCH_SERIAL", mode.Pick(10, 2))
 	sampleStacks := os.Getenv("MVS_BENCH_STACKS") == "1"
 	if par > 200 || serial > 200 {
 		t.Fatalf("MVS_BENCH_PARALLEL and MVS_BENCH_SERIAL must be at most 200 (one /24 per driver)")
@@ -180,6 +183,44 @@ func TestBenchParallelStarts(t *testing.T) {
 	}
 
 	bpReport(t, stats, rounds, par, serial)
+	path, err := benchres.Write(bpPart(stats, par, n.Docker(t, "version", "-f", "{{.Server.Version}}"), time.Since(began)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("part 2 of make bench written to %s", path)
+}
+
+// bpPart is part 2 of `make bench`: the parallel batches, plugin against the
+// built-in driver, medians over rounds (totals) or pooled over every round's
+// containers (p50, p99).
+func bpPart(stats map[string]map[bool]*bpStats, par int, engine string, took time.Duration) benchres.Part {
+	p, b := stats["plugin"][true], stats["built-in"][true]
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	part := benchres.Part{N: 2, Title: fmt.Sprintf("parallel starts (%d at once, state on disk)", par), Engine: engine, Seconds: took.Seconds()}
+	part.Add(benchres.Figure{Name: "total until all run", Label: "plugin", Value: ms(bpPct(p.totals, 50)) / 1000, Unit: "s",
+		Peer: "built-in", PeerValue: ms(bpPct(b.totals, 50)) / 1000, Samples: len(p.totals),
+		Target: &benchres.Target{Of: "ratio", Op: "<=", Limit: 1.0}})
+	part.Add(benchres.Figure{Name: "p50 start", Label: "plugin", Value: ms(bpPct(p.lat, 50)), Unit: "ms",
+		Peer: "built-in", PeerValue: ms(bpPct(b.lat, 50)), Samples: len(p.lat)})
+	part.Add(benchres.Figure{Name: "p99 start", Label: "plugin", Value: ms(bpPct(p.lat, 99)), Unit: "ms",
+		Peer: "built-in", PeerValue: ms(bpPct(b.lat, 99)), Samples: len(p.lat)})
+	failNote := ""
+	if len(p.failures) > 0 {
+		failNote = strings.Join(bpDistinct(p.failures, 3), "; ")
+	}
+	part.Add(benchres.Figure{Name: "failed starts", Label: "plugin", Value: float64(len(p.failures)), Unit: "",
+		Target: &benchres.Target{Of: "value", Op: "<=", Limit: 0}, Note: failNote})
+	part.Add(benchres.Figure{Name: "failed starts", Label: "built-in", Value: float64(len(b.failures)), Unit: ""})
+	part.Add(benchres.Figure{Name: "removal until links gone", Label: "plugin", Value: ms(bpPct(p.linksGone, 50)) / 1000, Unit: "s",
+		Peer: "built-in", PeerValue: ms(bpPct(b.linksGone, 50)) / 1000, Samples: len(p.linksGone)})
+	for _, side := range []struct {
+		label string
+		s     *bpStats
+	}{{"plugin", p}, {"built-in", b}} {
+		part.AddSeries(benchres.Series{Chart: "parallel-starts", Title: fmt.Sprintf("%d containers started at once: create + start of each", par),
+			Kind: "dist", Label: side.label, Unit: "ms", Value: benchres.Ms(side.s.lat)})
+	}
+	return part
 }
 
 // bpRunBatch starts count containers on d's network, all at once or one

@@ -33,7 +33,8 @@ func Scrape(nsName, addr string) (map[string]float64, error) {
 
 // Flatten parses a Prometheus text exposition into one number per series:
 // the key is the metric name, with "/<method>" for series labelled by
-// method, and "#count" appended for a histogram's sample count.
+// method, and "#count" and "#sum" appended for a histogram's sample count
+// and sum.
 func Flatten(r io.Reader) (map[string]float64, error) {
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(r)
@@ -56,6 +57,7 @@ func Flatten(r io.Reader) (map[string]float64, error) {
 				out[key] = m.Gauge.GetValue()
 			case m.Histogram != nil:
 				out[key+"#count"] = float64(m.Histogram.GetSampleCount())
+				out[key+"#sum"] = m.Histogram.GetSampleSum()
 			}
 		}
 	}

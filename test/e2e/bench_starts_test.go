@@ -154,7 +154,7 @@ func TestBenchStarts(t *testing.T) {
 	part.Add(benchres.Figure{Name: "time inside the plugin per start", Label: "plugin", Value: inside, Unit: "ms",
 		Peer: "its networking cost", PeerValue: costPlugin, Samples: rounds,
 		Target: &benchres.Target{Of: "ratio", Op: "<=", Limit: 0.05},
-		Note: "the plugin's own request timings (metrics), all methods: " + strings.Join(perMethod, ", ")})
+		Note:   "the plugin's own request timings (metrics), all methods: " + strings.Join(perMethod, ", ")})
 	part.Add(benchres.Figure{Name: "the engine's time around the plugin", Label: "plugin", Value: costPlugin - inside, Unit: "ms", Samples: rounds})
 	for _, k := range kinds {
 		part.AddSeries(benchres.Series{Chart: "starts", Title: "docker run --rm … true, standalone engine " + engine,

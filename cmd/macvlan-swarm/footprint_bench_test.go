@@ -16,20 +16,14 @@ import (
 
 // TestBenchFootprint is part 8 of `make bench`: what the shipped plugin
 // weighs and how soon it serves. It measures the build `make plugin` made
-// (build/plugin, or $MVS_PLUGIN_DIR), not a test build:
+// (build/plugin, or $MVS_PLUGIN_DIR), not a test build: the rootfs on disk;
+// the compressed layer a push uploads (built by the same code as
+// `macvlan-swarm-push`); the time from the binary's start to a socket that
+// accepts connections, and to its first answer, on an empty state in a fresh
+// network namespace (what `docker plugin enable` waits for); its resident
+// memory once it answers. It never asserts a time.
 //
-//   - the rootfs on disk, and the compressed layer a push uploads (built by
-//     the same code as `macvlan-swarm-push`);
-//
-//   - the time from the binary's start to a socket that accepts
-//     connections, and to its first answer, on an empty state in a fresh
-//     network namespace (what `docker plugin enable` waits for);
-//
-//   - its resident memory once it answers.
-//
-//     MVS_BENCH=full go test -count=1 -v -run '^TestBenchFootprint$' ./cmd/macvlan-swarm/
-//
-// It never asserts a time.
+//	MVS_BENCH=full go test -count=1 -v -run '^TestBenchFootprint$' ./cmd/macvlan-swarm/
 func TestBenchFootprint(t *testing.T) {
 	mode := benchres.CurrentMode()
 	if mode == benchres.Off {

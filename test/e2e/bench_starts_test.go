@@ -160,6 +160,10 @@ func TestBenchStarts(t *testing.T) {
 		part.AddSeries(benchres.Series{Chart: "starts", Title: "docker run --rm … true, standalone engine " + engine,
 			Kind: "dist", Label: k.label, Unit: "ms", Value: ms(times[k.label])})
 	}
+	for _, k := range kinds[:4] {
+		part.AddSeries(benchres.Series{Chart: "networking-cost", Title: "networking cost of a start: start − none start, median over rounds",
+			Kind: "bar", Label: k.label, Unit: "ms", Value: cost(k.label)})
+	}
 	part.Seconds = time.Since(began).Seconds()
 	for _, f := range part.Figures {
 		t.Logf("%-45s %-16s %8.2f %-3s peer %-20s %8.2f", f.Name, f.Label, f.Value, f.Unit, f.Peer, f.PeerValue)

@@ -35,12 +35,12 @@ import (
 	"github.com/macvlan-swarm/macvlan-swarm/test/e2e/lab"
 )
 
-// bsMetricsAddr is where the bench's plugin serves its metrics, inside the
+// stMetricsAddr is where the bench's plugin serves its metrics, inside the
 // node's namespace.
-const bsMetricsAddr = "127.0.0.1:9338"
+const stMetricsAddr = "127.0.0.1:9338"
 
-// bsKind is one kind of network a container starts on.
-type bsKind struct {
+// stKind is one kind of network a container starts on.
+type stKind struct {
 	label   string
 	network string // --network
 }
@@ -57,7 +57,7 @@ func TestBenchStarts(t *testing.T) {
 	l := lab.New(t, lab.Options{Nodes: 1})
 	n := l.Node(1)
 	img := lab.BusyboxImage(t, n)
-	settings := []string{"METRICS_ADDR=" + bsMetricsAddr}
+	settings := []string{"METRICS_ADDR=" + stMetricsAddr}
 	if !n.Engine().GlobalStandalone {
 		// 20.10 refuses a global-scope driver outside swarm.
 		settings = append(settings, "SCOPE=local")
@@ -65,7 +65,7 @@ func TestBenchStarts(t *testing.T) {
 	n.InstallPluginFromDir(t, pluginRef, pluginDir, settings...)
 	n.Exec(t, "ip", "link", "set", "lo", "up")
 
-	kinds := []bsKind{
+	kinds := []stKind{
 		{"plugin", "bs-plugin"},
 		{"built-in macvlan", "bs-macvlan"},
 		{"bridge network", "bs-bridge"},
@@ -80,7 +80,7 @@ func TestBenchStarts(t *testing.T) {
 	t.Cleanup(func() { _, _, _ = n.DockerErr("network", "rm", "bs-plugin", "bs-macvlan", "bs-bridge") })
 	engine := n.Docker(t, "version", "-f", "{{.Server.Version}}")
 
-	start := func(k bsKind) (time.Duration, error) {
+	start := func(k stKind) (time.Duration, error) {
 		t0 := time.Now()
 		_, stderr, err := n.DockerErr("run", "--rm", "--network", k.network, img, "true")
 		if err != nil {
@@ -96,7 +96,7 @@ func TestBenchStarts(t *testing.T) {
 		}
 	}
 
-	before := bsScrape(t, n)
+	before := stScrape(t, n)
 	times := map[string][]time.Duration{}
 	for r := 0; r < rounds; r++ {
 		for i := range kinds {
@@ -108,7 +108,7 @@ func TestBenchStarts(t *testing.T) {
 			times[k.label] = append(times[k.label], d)
 		}
 	}
-	after := bsScrape(t, n)
+	after := stScrape(t, n)
 
 	// Time inside the plugin for the plugin's starts: every request it
 	// answered between the two scrapes (only its network's starts reach it).
@@ -176,12 +176,12 @@ func TestBenchStarts(t *testing.T) {
 	t.Logf("part 1 of make bench written to %s", path)
 }
 
-func bsScrape(t *testing.T, n *lab.Node) map[string]float64 {
+func stScrape(t *testing.T, n *lab.Node) map[string]float64 {
 	t.Helper()
 	var m map[string]float64
 	lab.Eventually(t, 10*time.Second, 100*time.Millisecond, "the plugin's metrics", func() error {
 		var err error
-		m, err = telemetrytest.Scrape(n.NetNS, bsMetricsAddr)
+		m, err = telemetrytest.Scrape(n.NetNS, stMetricsAddr)
 		return err
 	})
 	return m

@@ -89,7 +89,7 @@ func TestBenchDataPath(t *testing.T) {
 	rounds := mode.Rounds(5)
 	streamFor := time.Duration(mode.Pick(3, 1)) * time.Second
 	rrCount := mode.Pick(2000, 200)
-	began := time.Now()
+	began, loadBefore := time.Now(), dpLoad()
 	step := lab.Steps(t)
 
 	tool := dpBuildTool(t)
@@ -223,7 +223,8 @@ func TestBenchDataPath(t *testing.T) {
 		fmt.Sprintf("per round, Gbit/s: %s", dpPerRound(paths, res, func(r *dpResults) []float64 { return r.gbps })),
 		fmt.Sprintf("per round, rr p50 µs: %s", dpPerRound(paths, res, func(r *dpResults) []float64 { return r.p50 })),
 		fmt.Sprintf("client link MTU: %s", strings.Join(dpMap(paths, func(p *dpPath) string { return p.label + " " + p.mtu }), ", ")),
-		fmt.Sprintf("%d CPUs, load average at the end %s", runtime.NumCPU(), dpLoad()),
+		fmt.Sprintf("%d CPUs shared with other work; load average (1, 5, 15 min) at the start %s, at the end %s",
+			runtime.NumCPU(), loadBefore, dpLoad()),
 	}
 	part.Seconds = time.Since(began).Seconds()
 

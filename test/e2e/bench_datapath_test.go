@@ -14,9 +14,10 @@ package e2e
 //	overlay       an attachable overlay network (VXLAN over the same LAN)
 //
 // The tool is test/lab/nettool, built static into a temporary folder and
-// bind-mounted read-only into busybox containers; for node-to-node it runs
-// in the node namespaces directly. One server per path runs on node1 for the
-// whole bench, one client per path on node2 (a container that sleeps, the
+// bind-mounted read-only into busybox containers; for node-to-node those
+// containers are on the host network, so the tool runs in the node
+// namespaces directly. One server per path runs on node1 for the whole
+// bench, one client per path on node2 (a container that sleeps, the
 // measurements run with docker exec). Rounds interleave the paths in a
 // rotating order (node, plugin, overlay; plugin, overlay, node; …), each
 // path a stream and then a ping-pong, so background load on this shared
@@ -114,50 +115,36 @@ func TestBenchDataPath(t *testing.T) {
 	n1.Docker(t, "network", "create", "-d", "overlay", "--attachable", "--subnet", dpOverlaySubnet, dpOverlayNet)
 	step("swarm of 2 with the plugin, a plugin network and an overlay network")
 
-	// Node-to-node: the tool in the node namespaces. The server is stopped
-	// by its pid before the lab is torn down.
-	srv := exec.Command("nsenter", "--net="+n1.NetNSPath(), "--", tool, "serve", "-listen", n1.Addr+":"+dpPort)
-	srvLog, err := os.Create(filepath.Join(t.TempDir(), "node-server.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Stdout, srv.Stderr = srvLog, srvLog
-	if err := srv.Start(); err != nil {
-		t.Fatalf("node1: start nettool serve: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = srv.Process.Kill()
-		_ = srv.Wait()
-		srvLog.Close()
-	})
-	paths := []*dpPath{{
-		label:  dpNode,
-		server: n1.Addr + ":" + dpPort,
-		client: func(args ...string) (string, error) {
-			out, errOut, err := n2.ExecErr(append([]string{tool}, args...)...)
-			if err != nil {
-				return out, fmt.Errorf("%w: %s", err, errOut)
-			}
-			return out, nil
-		},
-		mtu: dpNodeMTU(t, n2),
-	}}
-
-	// The plugin and overlay paths: a server container on node1, a client
-	// container on node2.
+	// One server container on node1 and one client container on node2 per
+	// path; node-to-node's are on the host network, i.e. in the node
+	// namespaces themselves, on the nodes' LAN addresses. All three run the
+	// tool the same way (docker exec into a container on node2): processes
+	// started outside a container sit in another CPU cgroup than the
+	// containers (cgroup v1: every container under /docker, everything else
+	// at the root), and on a shared 2-core machine that alone changes how
+	// much CPU a stream gets.
 	mount := tool + ":" + dpTool + ":ro"
-	for _, p := range []struct{ label, network string }{{dpPluginL, dpPluginNet}, {dpOverlay, dpOverlayNet}} {
+	var paths []*dpPath
+	for _, p := range []struct{ label, network string }{{dpNode, "host"}, {dpPluginL, dpPluginNet}, {dpOverlay, dpOverlayNet}} {
 		srvName, cliName := "dp-srv-"+p.label, "dp-cli-"+p.label
+		listen, link := ":"+dpPort, "eth0"
+		if p.network == "host" {
+			listen, link = n1.Addr+":"+dpPort, n2.LANLink
+		}
 		n1.Docker(t, "run", "-d", "--name", srvName, "--network", p.network, "-v", mount, img,
-			dpTool, "serve", "-listen", ":"+dpPort)
+			dpTool, "serve", "-listen", listen)
 		n2.Docker(t, append([]string{"run", "-d", "--name", cliName, "--network", p.network, "-v", mount, img}, lab.Sleeper...)...)
-		ip := n1.Docker(t, "inspect", "-f", `{{(index .NetworkSettings.Networks "`+p.network+`").IPAddress}}`, srvName)
-		if ip == "" {
-			t.Fatalf("%s: no address on %s", srvName, p.network)
+		server := n1.Addr + ":" + dpPort
+		if p.network != "host" {
+			ip := n1.Docker(t, "inspect", "-f", `{{(index .NetworkSettings.Networks "`+p.network+`").IPAddress}}`, srvName)
+			if ip == "" {
+				t.Fatalf("%s: no address on %s", srvName, p.network)
+			}
+			server = ip + ":" + dpPort
 		}
 		paths = append(paths, &dpPath{
 			label:  p.label,
-			server: ip + ":" + dpPort,
+			server: server,
 			client: func(args ...string) (string, error) {
 				out, errOut, err := n2.DockerErr(append([]string{"exec", cliName, dpTool}, args...)...)
 				if err != nil {
@@ -165,7 +152,7 @@ func TestBenchDataPath(t *testing.T) {
 				}
 				return out, nil
 			},
-			mtu: n2.Docker(t, "exec", cliName, "cat", "/sys/class/net/eth0/mtu"),
+			mtu: n2.Docker(t, "exec", cliName, "cat", "/sys/class/net/"+link+"/mtu"),
 		})
 	}
 	// Every server answers before the first round (and ARP, the overlay's
@@ -350,22 +337,6 @@ func dpSamples(t *testing.T, out string) []float64 {
 	}
 	t.Fatalf("nettool rr: no samples_us= line in its output")
 	return nil
-}
-
-// dpNodeMTU is the MTU of node2's LAN link.
-func dpNodeMTU(t *testing.T, n *lab.Node) string {
-	t.Helper()
-	out, err := exec.Command("ip", "-n", n.NetNS, "-o", "link", "show", n.LANLink).Output()
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(out))
-	for i := range f[:max(0, len(f)-1)] {
-		if f[i] == "mtu" {
-			return f[i+1]
-		}
-	}
-	return "?"
 }
 
 // dpRoundRatios is the median, min and max over rounds of a[i]/b[i]: the

@@ -155,8 +155,8 @@ func TestBenchDataPath(t *testing.T) {
 			mtu: n2.Docker(t, "exec", cliName, "cat", "/sys/class/net/"+link+"/mtu"),
 		})
 	}
-	// Every server answers before the first round (and ARP, the overlay's
-	// peer tables and the TCP route caches are warm).
+	// Every server answers before the first round, which also gets the
+	// neighbour entries (and the overlay's peer entries) in place.
 	for _, p := range paths {
 		lab.Eventually(t, time.Minute, 250*time.Millisecond, p.label+" server reachable from node2", func() error {
 			_, err := p.client("rr", "-to", p.server, "-n", "10", "-warmup", "0")

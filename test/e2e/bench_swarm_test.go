@@ -32,6 +32,18 @@ package e2e
 // ignores SIGTERM would make both sides wait out the stop grace period and
 // hide the network's share of the teardown.
 //
+// The engine's floor is measured the same way, interleaved with the two: a
+// third service on the node's host network (no network set-up at all) and
+// `docker run --network none`. It is logged and noted in the part, not a
+// figure: what the engine costs without any network is the part of both
+// times no driver can take away.
+//
+// The image is imported on node1 and copied to node2 (docker save | docker
+// load), so that both hold the same image ID, and the services name it by
+// that ID: a worker then starts the task from the local image at once. By
+// name (mvs-busybox:latest), every task first tries to pull it from Docker
+// Hub, which cannot be reached here, and logs the failure.
+//
 // It writes part 3 (benchres) and logs the figures. It never asserts a time;
 // it fails only when a figure cannot be produced: tasks that do not converge
 // within bsWait, a `docker run` that fails, links that stay behind.
@@ -39,6 +51,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -70,8 +83,9 @@ const (
 // bsNet is one side of the comparison: an attachable swarm network and a
 // dnsrr service on it.
 type bsNet struct {
-	label   string // "plugin" or "overlay"
-	network string
+	label   string // "plugin", "overlay" or "host" (the floor)
+	network string // for the service
+	run     string // for docker run
 	service string
 	svcID   string
 	plugin  bool
@@ -95,9 +109,8 @@ func TestBenchSwarm(t *testing.T) {
 	pluginDir := lab.PluginDir(t)
 	l := lab.New(t, lab.Options{Nodes: 2})
 	mgr, wrk := l.Node(1), l.Node(2)
-	var img string
+	img := bsImage(t, mgr, wrk)
 	for _, n := range l.Nodes {
-		img = lab.BusyboxImage(t, n)
 		// LOG_LEVEL=debug: the plugin logs each request's duration, read
 		// below to show the plugin's share.
 		n.InstallPluginFromDir(t, pluginRef, pluginDir, "LOG_LEVEL=debug")
@@ -109,8 +122,9 @@ func TestBenchSwarm(t *testing.T) {
 	engine := mgr.Docker(t, "version", "-f", "{{.Server.Version}}")
 
 	nets := []*bsNet{
-		{label: "plugin", network: "bs-plugin", service: "bs-plugin-svc", plugin: true},
-		{label: "overlay", network: "bs-overlay", service: "bs-overlay-svc"},
+		{label: "plugin", network: "bs-plugin", run: "bs-plugin", service: "bs-plugin-svc", plugin: true},
+		{label: "overlay", network: "bs-overlay", run: "bs-overlay", service: "bs-overlay-svc"},
+		{label: "host", network: "host", run: "none", service: "bs-host-svc"},
 	}
 	mgr.Docker(t, "network", "create", "-d", pluginRef, "--attachable", "--subnet", bsPluginSubnet,
 		"--gateway", bsPluginGateway, "-o", "parent="+mgr.LANLink, nets[0].network)
@@ -127,11 +141,7 @@ func TestBenchSwarm(t *testing.T) {
 	down := map[string][]bsDown{}
 	reqs := map[string]map[string][]time.Duration{"up": {}, "down": {}, "run": {}}
 	for r := 1; r <= rounds; r++ {
-		order := nets
-		if r%2 == 0 {
-			order = []*bsNet{nets[1], nets[0]}
-		}
-		for _, s := range order {
+		for _, s := range bsRotate(nets, r-1) {
 			time.Sleep(bsSettle)
 			marks := bsLogMarks(t, l)
 			u := bsScaleUp(t, mgr, s, replicas)
@@ -149,22 +159,20 @@ func TestBenchSwarm(t *testing.T) {
 			t.Logf("round %d %-7s 0 → %d all running %s; %d → 0 tasks stopped %s, containers gone %s, everything gone %s",
 				r, s.label, replicas, bpMs(u), replicas, bpMs(d.tasks), bpMs(d.containers), bpMs(d.gone))
 		}
-		t.Logf("round %d plugin ÷ overlay: up %s, down %s", r,
-			bpRatio(up["plugin"][r-1], up["overlay"][r-1]), bpRatio(down["plugin"][r-1].gone, down["overlay"][r-1].gone))
+		t.Logf("round %d plugin ÷ overlay: up %s, down %s; above the floor (host): plugin up %s down %s, overlay up %s down %s", r,
+			bpRatio(up["plugin"][r-1], up["overlay"][r-1]), bpRatio(down["plugin"][r-1].gone, down["overlay"][r-1].gone),
+			bsDiff(up["plugin"][r-1], up["host"][r-1]), bsDiff(down["plugin"][r-1].gone, down["host"][r-1].gone),
+			bsDiff(up["overlay"][r-1], up["host"][r-1]), bsDiff(down["overlay"][r-1].gone, down["host"][r-1].gone))
 	}
-	// docker run on each attachable network, from the manager's CLI,
-	// interleaved; one run each first, not counted (the first container
-	// of an image on a network).
+	// docker run on each attachable network (and --network none), from the
+	// manager's CLI, interleaved; one run each first, not counted (the
+	// first container of an image on a network).
 	run := map[string][]time.Duration{}
 	for _, s := range nets {
 		bsRun(t, mgr, img, s)
 	}
 	for i := range runs {
-		order := nets
-		if i%2 == 1 {
-			order = []*bsNet{nets[1], nets[0]}
-		}
-		for _, s := range order {
+		for _, s := range bsRotate(nets, i) {
 			marks := bsLogMarks(t, l)
 			d := bsRun(t, mgr, img, s)
 			run[s.label] = append(run[s.label], d)
@@ -174,8 +182,8 @@ func TestBenchSwarm(t *testing.T) {
 		}
 	}
 	bsWaitNoLinks(t, l)
-	for _, label := range []string{"plugin", "overlay"} {
-		t.Logf("docker run --rm … true on %s: %s ms", label, bsMsList(run[label]))
+	for _, s := range nets {
+		t.Logf("docker run --rm … true on %s (%s): %s ms", s.label, s.run, bsMsList(run[s.label]))
 	}
 
 	// The plugin's own time per request, from its debug log (both nodes).
@@ -186,7 +194,7 @@ func TestBenchSwarm(t *testing.T) {
 	// Figures: medians over rounds (scale) and over runs (docker run).
 	upMed := map[string]float64{}
 	downMed := map[string]float64{}
-	for _, label := range []string{"plugin", "overlay"} {
+	for _, label := range []string{"plugin", "overlay", "host"} {
 		upMed[label] = benchres.Median(bsSecs(up[label]))
 		var g []time.Duration
 		for _, d := range down[label] {
@@ -194,7 +202,10 @@ func TestBenchSwarm(t *testing.T) {
 		}
 		downMed[label] = benchres.Median(bsSecs(g))
 	}
-	runMs := map[string][]float64{"plugin": benchres.Ms(run["plugin"]), "overlay": benchres.Ms(run["overlay"])}
+	runMs := map[string][]float64{}
+	for _, s := range nets {
+		runMs[s.label] = benchres.Ms(run[s.label])
+	}
 
 	p := benchres.Part{N: 3, Title: "swarm", Engine: engine}
 	p.Add(benchres.Figure{
@@ -232,6 +243,8 @@ func TestBenchSwarm(t *testing.T) {
 		fmt.Sprintf("1 manager + 1 worker, engine %s; %d round(s), networks alternating first; %d docker runs each after one uncounted run",
 			engine, rounds, runs),
 		"down: for the overlay, everything gone = no task running and no container left; its bridge and vxlan live in the network's sandbox namespace as long as the network is in use",
+		fmt.Sprintf("engine floor, measured alongside (medians): a service on the host network 0 → %d %s s, %d → 0 %s s; docker run --network none %s ms",
+			replicas, benchres.Num(upMed["host"]), replicas, benchres.Num(downMed["host"]), benchres.Num(benchres.Median(runMs["host"]))),
 	)
 	p.Seconds = time.Since(began).Seconds()
 	for _, f := range p.Figures {
@@ -246,6 +259,46 @@ func TestBenchSwarm(t *testing.T) {
 		t.Fatalf("part 3: %v", err)
 	}
 	t.Logf("part 3 written to %s", path)
+}
+
+// bsRotate is the sides in the order of round (or run) i: each goes first
+// in turn.
+func bsRotate(nets []*bsNet, i int) []*bsNet {
+	k := i % len(nets)
+	return append(slices.Clone(nets[k:]), nets[:k]...)
+}
+
+// bsImage imports the busybox image on a, copies it to b with docker save |
+// docker load (same image ID on both) and returns that ID, which a service
+// can name: a worker does not try to pull an image named by its ID.
+func bsImage(t *testing.T, a, b *lab.Node) string {
+	t.Helper()
+	ref := lab.BusyboxImage(t, a)
+	save := exec.Command(a.Engine().CLI, "-H", a.Host, "save", ref)
+	load := exec.Command(b.Engine().CLI, "-H", b.Host, "load")
+	save.Env, load.Env = lab.CleanEnv(), lab.CleanEnv()
+	pipe, err := save.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	load.Stdin = pipe
+	var saveErr strings.Builder
+	save.Stderr = &saveErr
+	if err := save.Start(); err != nil {
+		t.Fatalf("docker save: %v", err)
+	}
+	out, err := load.CombinedOutput()
+	if werr := save.Wait(); werr != nil {
+		t.Fatalf("docker save %s on %s: %v: %s", ref, a.Name, werr, saveErr.String())
+	}
+	if err != nil {
+		t.Fatalf("docker load on %s: %v: %s", b.Name, err, out)
+	}
+	id := a.Docker(t, "image", "inspect", "-f", "{{.Id}}", ref)
+	if other := b.Docker(t, "image", "inspect", "-f", "{{.Id}}", ref); other != id {
+		t.Fatalf("image %s: ID %s on %s, %s on %s", ref, id, a.Name, other, b.Name)
+	}
+	return id
 }
 
 // bsScale sets the service's replicas through the manager's API and returns
@@ -398,10 +451,10 @@ func bsContainers(t *testing.T, n *lab.Node, s *bsNet) int {
 func bsRun(t *testing.T, n *lab.Node, img string, s *bsNet) time.Duration {
 	t.Helper()
 	began := time.Now()
-	out, errOut, err := n.DockerErr("run", "--rm", "--network", s.network, img, "true")
+	out, errOut, err := n.DockerErr("run", "--rm", "--network", s.run, img, "true")
 	d := time.Since(began)
 	if err != nil {
-		t.Fatalf("%s: docker run on %s: %v\nstderr: %s\nstdout: %s", n.Name, s.network, err, errOut, out)
+		t.Fatalf("%s: docker run on %s: %v\nstderr: %s\nstdout: %s", n.Name, s.run, err, errOut, out)
 	}
 	return d
 }
@@ -472,4 +525,9 @@ func bsMsList(ds []time.Duration) string {
 		parts = append(parts, fmt.Sprintf("%.0f", float64(d)/float64(time.Millisecond)))
 	}
 	return strings.Join(parts, " ")
+}
+
+// bsDiff is a − b in milliseconds, signed.
+func bsDiff(a, b time.Duration) string {
+	return fmt.Sprintf("%+.0f ms", float64(a-b)/float64(time.Millisecond))
 }

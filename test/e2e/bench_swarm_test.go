@@ -11,6 +11,12 @@ package e2e
 //	MVS_BENCH=smoke go test -tags e2e -count=1 -v -timeout 40m -run '^TestBenchSwarm$' ./test/e2e/
 //	MVS_BENCH=full  go test -tags e2e -count=1 -v -timeout 40m -run '^TestBenchSwarm$' ./test/e2e/
 //
+// For profiling, MVS_BENCH_SWARM_REPLICAS, MVS_BENCH_SWARM_ROUNDS and
+// MVS_BENCH_SWARM_RUNS replace N (50, smoke 6), the rounds (3, smoke 1) and
+// the docker runs per network (15, smoke 2); with MVS_LAB_DEBUG=1 and
+// MVS_LAB_KEEP=1 the engines' debug logs stay in the lab directory, and the
+// test logs the wall-clock time of every scale call to find them there.
+//
 // Each round scales each service in turn (the order alternates between
 // rounds, so neither network always runs first):
 //
@@ -102,9 +108,12 @@ func TestBenchSwarm(t *testing.T) {
 		t.Skip("benchmark (part 3 of make bench): set MVS_BENCH=smoke or MVS_BENCH=full to run it")
 	}
 	began := time.Now()
-	replicas := mode.Pick(50, 6)
-	rounds := mode.Rounds(3)
-	runs := mode.Pick(15, 2)
+	replicas := bpEnvInt(t, "MVS_BENCH_SWARM_REPLICAS", mode.Pick(50, 6))
+	rounds := bpEnvInt(t, "MVS_BENCH_SWARM_ROUNDS", mode.Rounds(3))
+	runs := bpEnvInt(t, "MVS_BENCH_SWARM_RUNS", mode.Pick(15, 2))
+	if replicas < 1 || replicas > 200 || rounds < 1 || runs < 1 {
+		t.Fatalf("MVS_BENCH_SWARM_REPLICAS (1 to 200), _ROUNDS and _RUNS (≥ 1): %d, %d, %d", replicas, rounds, runs)
+	}
 
 	pluginDir := lab.PluginDir(t)
 	l := lab.New(t, lab.Options{Nodes: 2})
@@ -231,13 +240,21 @@ func TestBenchSwarm(t *testing.T) {
 		p.AddSeries(benchres.Series{Chart: "swarm-run", Title: "docker run --rm … true on an attachable swarm network",
 			Kind: "dist", Label: label, Unit: "ms", Value: runMs[label]})
 	}
-	for _, label := range []string{"plugin", "overlay"} {
-		p.AddSeries(benchres.Series{Chart: "swarm-scale", Title: fmt.Sprintf("dnsrr service 0 → %d → 0 on 2 nodes (median)", replicas),
-			Kind: "bar", Label: label + " up", Unit: "s", Value: []float64{upMed[label]}})
-	}
-	for _, label := range []string{"plugin", "overlay"} {
-		p.AddSeries(benchres.Series{Chart: "swarm-scale", Title: fmt.Sprintf("dnsrr service 0 → %d → 0 on 2 nodes (median)", replicas),
-			Kind: "bar", Label: label + " down", Unit: "s", Value: []float64{downMed[label]}})
+	// The bars: up then down, plugin, overlay, and the engine's floor (a
+	// service on the host network, no network set-up at all).
+	scaleTitle := fmt.Sprintf("dnsrr service 0 → %d → 0 on 2 nodes (median)", replicas)
+	for _, dir := range []struct {
+		name string
+		med  map[string]float64
+	}{{"up", upMed}, {"down", downMed}} {
+		for _, label := range []string{"plugin", "overlay", "host"} {
+			bar := label + " " + dir.name
+			if label == "host" {
+				bar = "floor (host network) " + dir.name
+			}
+			p.AddSeries(benchres.Series{Chart: "swarm-scale", Title: scaleTitle,
+				Kind: "bar", Label: bar, Unit: "s", Value: []float64{dir.med[label]}})
+		}
 	}
 	p.Notes = append(p.Notes,
 		fmt.Sprintf("1 manager + 1 worker, engine %s; %d round(s), networks alternating first; %d docker runs each after one uncounted run",
@@ -245,8 +262,14 @@ func TestBenchSwarm(t *testing.T) {
 		"down: for the overlay, everything gone = no task running and no container left; its bridge and vxlan live in the network's sandbox namespace as long as the network is in use",
 		fmt.Sprintf("engine floor, measured alongside (medians): a service on the host network 0 → %d %s s, %d → 0 %s s; docker run --network none %s ms",
 			replicas, benchres.Num(upMed["host"]), replicas, benchres.Num(downMed["host"]), benchres.Num(benchres.Median(runMs["host"]))),
+		fmt.Sprintf("the plugin's own time (its debug log, arrival to answer, both nodes, summed; requests overlap): per round up %s s, down %s s; per docker run %s ms",
+			benchres.Num(bsSum(reqs["up"]).Seconds()/float64(rounds)), benchres.Num(bsSum(reqs["down"]).Seconds()/float64(rounds)),
+			benchres.Num(float64(bsSum(reqs["run"]))/float64(time.Millisecond)/float64(runs))),
 	)
 	p.Seconds = time.Since(began).Seconds()
+	for _, n := range p.Notes {
+		t.Logf("note: %s", n)
+	}
 	for _, f := range p.Figures {
 		t.Logf("figure: %s: %s %s %s, %s %s %s (ratio %.2f, target %s: %s, %d samples)", f.Name, f.Label, benchres.Num(f.Value), f.Unit,
 			f.Peer, benchres.Num(f.PeerValue), f.Unit, f.Ratio(), f.Target.String(f.Unit), f.Verdict(), f.Samples)
@@ -317,6 +340,7 @@ func bsScale(t *testing.T, mgr *lab.Node, s *bsNet, replicas uint64) time.Time {
 	}
 	svc.Spec.Mode.Replicated.Replicas = &replicas
 	began := time.Now()
+	t.Logf("%s: scale to %d at %s", s.service, replicas, began.UTC().Format("15:04:05.000"))
 	resp, err := cli.ServiceUpdate(ctx, svc.ID, svc.Version, svc.Spec, swarm.ServiceUpdateOptions{})
 	if err != nil {
 		t.Fatalf("scale %s to %d: %v", s.service, replicas, err)
@@ -530,4 +554,15 @@ func bsMsList(ds []time.Duration) string {
 // bsDiff is a − b in milliseconds, signed.
 func bsDiff(a, b time.Duration) string {
 	return fmt.Sprintf("%+.0f ms", float64(a-b)/float64(time.Millisecond))
+}
+
+// bsSum is the plugin's time over every request of a phase.
+func bsSum(reqs map[string][]time.Duration) time.Duration {
+	var sum time.Duration
+	for _, ds := range reqs {
+		for _, d := range ds {
+			sum += d
+		}
+	}
+	return sum
 }

@@ -156,14 +156,14 @@ func TestBenchSwarm(t *testing.T) {
 			u := bsScaleUp(t, mgr, s, replicas)
 			up[s.label] = append(up[s.label], u)
 			if s.plugin {
-				bsAddReqs(reqs["up"], bsPluginReqs(t, l, marks))
+				bsAddReqs(reqs["up"], bsPluginReqs(t, l, marks, "up"))
 			}
 			time.Sleep(bsSettle)
 			marks = bsLogMarks(t, l)
 			d := bsScaleDown(t, l, s)
 			down[s.label] = append(down[s.label], d)
 			if s.plugin {
-				bsAddReqs(reqs["down"], bsPluginReqs(t, l, marks))
+				bsAddReqs(reqs["down"], bsPluginReqs(t, l, marks, "down"))
 			}
 			t.Logf("round %d %-7s 0 → %d all running %s; %d → 0 tasks stopped %s, containers gone %s, everything gone %s",
 				r, s.label, replicas, bpMs(u), replicas, bpMs(d.tasks), bpMs(d.containers), bpMs(d.gone))
@@ -186,7 +186,7 @@ func TestBenchSwarm(t *testing.T) {
 			d := bsRun(t, mgr, img, s)
 			run[s.label] = append(run[s.label], d)
 			if s.plugin {
-				bsAddReqs(reqs["run"], bsPluginReqs(t, l, marks))
+				bsAddReqs(reqs["run"], bsPluginReqs(t, l, marks, ""))
 			}
 		}
 	}
@@ -495,13 +495,22 @@ func bsLogMarks(t *testing.T, l *lab.Lab) []int {
 }
 
 // bsPluginReqs reads the plugin's request durations from every node's log
-// since marks.
-func bsPluginReqs(t *testing.T, l *lab.Lab, marks []int) map[string][]time.Duration {
+// since marks. With a phase name it also logs, per node, how long the
+// driver's state lock was held in all (estimated from the answers'
+// timestamps, see bpPluginRequests): the most the plugin's own serialised
+// work can add to that node's critical path.
+func bsPluginReqs(t *testing.T, l *lab.Lab, marks []int, phase string) map[string][]time.Duration {
 	t.Helper()
 	all := map[string][]time.Duration{}
+	var held []string
 	for i, n := range l.Nodes {
-		dur, _ := bpPluginRequests(n.Log(t)[marks[i]:])
+		dur, h := bpPluginRequests(n.Log(t)[marks[i]:])
 		bsAddReqs(all, dur)
+		held = append(held, fmt.Sprintf("%s %s", n.Name, bpMs(bsSum(h))))
+	}
+	if phase != "" {
+		t.Logf("plugin %s: driver lock held (estimate) %s; time in the plugin, all requests summed, %s",
+			phase, strings.Join(held, ", "), bpMs(bsSum(all)))
 	}
 	return all
 }

@@ -17,8 +17,8 @@ package e2e
 // MVS_LAB_KEEP=1 the engines' debug logs stay in the lab directory, and the
 // test logs the wall-clock time of every scale call to find them there.
 //
-// Each round scales each service in turn (the order alternates between
-// rounds, so neither network always runs first):
+// Each round scales each service in turn (the order rotates from round to
+// round, so no service always runs first; the docker runs rotate likewise):
 //
 //   - up: the replicas set from 0 to N through the manager's API; the time
 //     runs from the update call to the first poll of the manager's task list

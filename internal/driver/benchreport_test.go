@@ -45,6 +45,21 @@ type timedLinks struct {
 	req    atomic.Int64 // ns spent in request-path calls
 	reap   atomic.Int64 // ns spent in DeleteGroup
 	groups atomic.Int64 // DeleteGroup calls
+
+	mu      sync.Mutex
+	deletes [][2]time.Time // when each DeleteGroup ran
+}
+
+// overlapsDelete reports whether [from, to] overlaps a DeleteGroup call.
+func (l *timedLinks) overlapsDelete(from, to time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, d := range l.deletes {
+		if d[0].Before(to) && d[1].After(from) {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *timedLinks) since(start time.Time) { l.req.Add(int64(time.Since(start))) }
@@ -67,7 +82,11 @@ func (l *timedLinks) Mark(name, mark string) error {
 func (l *timedLinks) DeleteGroup(group uint32) error {
 	start := time.Now()
 	err := l.LinkLayer.DeleteGroup(group)
-	l.reap.Add(int64(time.Since(start)))
+	end := time.Now()
+	l.reap.Add(int64(end.Sub(start)))
+	l.mu.Lock()
+	l.deletes = append(l.deletes, [2]time.Time{start, end})
+	l.mu.Unlock()
 	l.groups.Add(1)
 	return err
 }
@@ -115,6 +134,9 @@ func (b *bench) post(tb testing.TB, method string, body []byte) time.Duration {
 type cycleSample struct {
 	total, netlink, commit time.Duration
 	req                    [4]time.Duration // CreateEndpoint, Join, Leave, DeleteEndpoint
+	start time.Time
+	// reaping: a group delete ran while this cycle did (markReaping).
+	reaping bool
 }
 
 var cycleMethods = [4]string{"CreateEndpoint", "Join", "Leave", "DeleteEndpoint"}
@@ -128,11 +150,20 @@ func runCycles(tb testing.TB, pl *bench, tl *timedLinks, commits *atomic.Int64, 
 		for j, body := range [4][]byte{c.create, c.join, c.leave, c.del} {
 			out[i].req[j] = pl.post(tb, cycleMethods[j], body)
 		}
-		out[i].total = time.Since(start)
+		out[i].start, out[i].total = start, time.Since(start)
 		out[i].netlink = time.Duration(tl.req.Load() - nl0)
 		out[i].commit = time.Duration(commits.Load() - cm0)
 	}
 	return out
+}
+
+// markReaping sets reaping on the cycles that overlapped a group delete;
+// call it once the reaper is flushed (a DeleteGroup is recorded when it
+// returns, which is after the kernel let go of RTNL).
+func markReaping(s []cycleSample, tl *timedLinks) {
+	for i := range s {
+		s[i].reaping = tl.overlapsDelete(s[i].start, s[i].start.Add(s[i].total))
+	}
 }
 
 // timedBench is newBench with the link layer timed and commits counted.
@@ -209,6 +240,7 @@ func TestBenchProtocol(t *testing.T) {
 				tl.groups.Store(0)
 				s := runCycles(t, pl, tl, commits, cycleBodies(t, netID, fmt.Sprintf("r%d", r), 100, n))
 				pl.d.Flush()
+				markReaping(s, tl)
 				if left := pl.mvsLinks(t); len(left) > 0 {
 					t.Fatalf("%d host links left after the run", len(left))
 				}
@@ -274,9 +306,26 @@ func logSlowest(t *testing.T, s []cycleSample, k int) {
 	slow := slices.Clone(s)
 	slices.SortFunc(slow, func(a, b cycleSample) int { return int(b.total - a.total) })
 	for _, c := range slow[:min(k, len(slow))] {
-		t.Logf("  slow cycle %.2f ms: create %.2f join %.2f leave %.2f delete %.2f; netlink %.2f, commits %.2f",
-			ms(c.total), ms(c.req[0]), ms(c.req[1]), ms(c.req[2]), ms(c.req[3]), ms(c.netlink), ms(c.commit))
+		t.Logf("  slow cycle %.2f ms: create %.2f join %.2f leave %.2f delete %.2f; netlink %.2f, commits %.2f; during a group delete %v",
+			ms(c.total), ms(c.req[0]), ms(c.req[1]), ms(c.req[2]), ms(c.req[3]), ms(c.netlink), ms(c.commit), c.reaping)
 	}
+	p99 := slow[len(slow)/100].total
+	var all, over, overSlow, nSlow int
+	for _, c := range s {
+		all++
+		slowOne := c.total >= p99
+		if slowOne {
+			nSlow++
+		}
+		if c.reaping {
+			over++
+			if slowOne {
+				overSlow++
+			}
+		}
+	}
+	t.Logf("  cycles during a group delete: %d of %d (%.0f %%); of the %d at or above p99: %d (%.0f %%)",
+		over, all, 100*float64(over)/float64(all), nSlow, overSlow, 100*float64(overSlow)/float64(max(nSlow, 1)))
 }
 
 // writePart logs the part's figures and writes it.

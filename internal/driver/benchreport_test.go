@@ -134,7 +134,7 @@ func (b *bench) post(tb testing.TB, method string, body []byte) time.Duration {
 type cycleSample struct {
 	total, netlink, commit time.Duration
 	req                    [4]time.Duration // CreateEndpoint, Join, Leave, DeleteEndpoint
-	start time.Time
+	start                  time.Time
 	// reaping: a group delete ran while this cycle did (markReaping).
 	reaping bool
 }

@@ -74,6 +74,11 @@ func (l *timedLinks) AddMacvlan(spec link.MacvlanSpec) error {
 	return l.LinkLayer.AddMacvlan(spec)
 }
 
+func (l *timedLinks) Rearm(name, mark string, spec link.MacvlanSpec) error {
+	defer l.since(time.Now())
+	return l.LinkLayer.Rearm(name, mark, spec)
+}
+
 func (l *timedLinks) Mark(name, mark string) error {
 	defer l.since(time.Now())
 	return l.LinkLayer.Mark(name, mark)

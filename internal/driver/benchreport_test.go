@@ -8,14 +8,19 @@ package driver_test
 //
 //	MVS_BENCH=smoke go test -count=1 -run 'TestBench(Protocol|Growth|Teardown)$' -v ./internal/driver/
 //	MVS_BENCH=full  go test -count=1 -run 'TestBench(Protocol|Growth|Teardown)$' -v -timeout 10m ./internal/driver/
+//
+// Part 5 takes MVS_BENCH_ROUNDS (default 3) and MVS_BENCH_CYCLES (cycles per
+// round and variant, default 2000), for side-by-side runs of two builds.
 
 import (
 	"fmt"
 	"math"
 	"net/http"
 	"net/netip"
+	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -215,7 +220,7 @@ func sumDur(s []cycleSample, f func(cycleSample) time.Duration) time.Duration {
 func TestBenchProtocol(t *testing.T) {
 	mode := benchMode(t)
 	began := time.Now()
-	rounds, n := mode.Rounds(3), mode.Pick(2000, 50)
+	rounds, n := envInt(t, "MVS_BENCH_ROUNDS", mode.Rounds(3)), envInt(t, "MVS_BENCH_CYCLES", mode.Pick(2000, 50))
 	variants := []struct {
 		label string
 		delay time.Duration
@@ -331,6 +336,20 @@ func logSlowest(t *testing.T, s []cycleSample, k int) {
 	}
 	t.Logf("  cycles during a group delete: %d of %d (%.0f %%); of the %d at or above p99: %d (%.0f %%)",
 		over, all, 100*float64(over)/float64(all), nSlow, overSlow, 100*float64(overSlow)/float64(max(nSlow, 1)))
+}
+
+// envInt reads a whole number from the environment, def when unset.
+func envInt(t *testing.T, name string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a whole number above 0", name, v)
+	}
+	return n
 }
 
 // writePart logs the part's figures and writes it.

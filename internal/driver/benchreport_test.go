@@ -403,24 +403,28 @@ func TestBenchGrowth(t *testing.T) {
 		cycleAt               []float64
 		restart1, restartN    float64
 		rss1, rssN            float64
-		netFirst, netLast     float64 // p50 CreateNetwork
-		netCycle1, netCycleN  float64 // p50 cycle on the first network alone, and across all
+		netFirst, netLast     float64    // p50 CreateNetwork
+		netCycle1, netCycleN  float64    // p50 cycle on the first network alone, and across all
+		parts                 [4]float64 // p50 netlink and commits of CreateEndpoint+Join, first then last chunk
 	}
 	var rs []round
 	for r := range rounds {
 		t.Run(fmt.Sprintf("round%d/endpoints", r+1), func(t *testing.T) {
 			var rd round
-			pl := newBench(t, benchOpts{reapDelay: driver.DefaultReapDelay})
+			pl, tl, commits := timedBench(t, benchOpts{reapDelay: driver.DefaultReapDelay})
 			netID := swarmID("part6")
 			pl.ok(t, "CreateNetwork", wiretest.CreateNetwork(netID, onEth0(), wiretest.Pool("10.128.0.0/9", "10.128.0.1/9")))
 			bodies := cycleBodies(t, netID, fmt.Sprintf("grow-%d", r), 0, total)
 			cyc := 0 // cycles use addresses above the endpoints'
-			var starts []time.Duration
+			var starts, startNl, startCm []time.Duration
 			for i, c := range bodies {
+				nl0, cm0 := tl.req.Load(), commits.Load()
 				start := time.Now()
 				pl.post(t, "CreateEndpoint", c.create)
 				pl.post(t, "Join", c.join)
 				starts = append(starts, time.Since(start))
+				startNl = append(startNl, time.Duration(tl.req.Load()-nl0))
+				startCm = append(startCm, time.Duration(commits.Load()-cm0))
 				if !slices.Contains(checkpoints, i+1) {
 					continue
 				}
@@ -439,9 +443,11 @@ func TestBenchGrowth(t *testing.T) {
 				rd.cycleAt = append(rd.cycleAt, benchres.Median(benchres.Ms(d)))
 				if i+1 == 1 || i+1 == total {
 					pl.d.Flush()
+					pl.stop(t)
 					s := time.Now()
-					pl.restart(t)
+					pl.start(t)
 					took := ms(time.Since(s))
+					pl.d.ObserveCommits(func(took time.Duration) { commits.Add(int64(took)) })
 					runtime.GC()
 					rss := float64(vmRSS(t)) / (1 << 20)
 					if i+1 == 1 {
@@ -456,6 +462,11 @@ func TestBenchGrowth(t *testing.T) {
 			}
 			rd.startFirst = benchres.Median(benchres.Ms(starts[:chunk]))
 			rd.startLast = benchres.Median(benchres.Ms(starts[len(starts)-chunk:]))
+			p50First := func(d []time.Duration) float64 { return benchres.Median(benchres.Ms(d[:chunk])) }
+			p50Last := func(d []time.Duration) float64 { return benchres.Median(benchres.Ms(d[len(d)-chunk:])) }
+			t.Logf("CreateEndpoint+Join p50, first %d: %.3f ms (netlink %.3f, commits %.3f); last %d: %.3f ms (netlink %.3f, commits %.3f)",
+				chunk, p50First(starts), p50First(startNl), p50First(startCm), chunk, p50Last(starts), p50Last(startNl), p50Last(startCm))
+			rd.parts = [4]float64{p50First(startNl), p50First(startCm), p50Last(startNl), p50Last(startCm)}
 			var dels []time.Duration
 			for _, c := range bodies {
 				dels = append(dels, pl.post(t, "DeleteEndpoint", c.del))
@@ -505,7 +516,7 @@ func TestBenchGrowth(t *testing.T) {
 			Value: med(func(r round) float64 { return r.cycleAt[k] }), Unit: "ms",
 			Peer: "1", PeerValue: med(func(r round) float64 { return r.cycleAt[0] }), Samples: len(rs), Target: flat})
 	}
-	part.Add(benchres.Figure{Name: fmt.Sprintf("restart (open state, restore) on %d endpoints and host links", total), Label: fmt.Sprint(total),
+	part.Add(benchres.Figure{Name: fmt.Sprintf("start after a restart (listen, open state, restore) on %d endpoints and host links", total), Label: fmt.Sprint(total),
 		Value: med(func(r round) float64 { return r.restartN }), Unit: "ms", Peer: "1", PeerValue: med(func(r round) float64 { return r.restart1 }), Samples: len(rs),
 		Target: &benchres.Target{Of: "value", Op: "<=", Limit: 300}})
 	part.Add(benchres.Figure{Name: fmt.Sprintf("RSS of the test process with %d endpoints", total), Label: fmt.Sprint(total),
@@ -519,7 +530,10 @@ func TestBenchGrowth(t *testing.T) {
 	for _, r := range rs {
 		bars = append(bars, r.startLast/r.startFirst)
 	}
-	part.Notes = append(part.Notes, fmt.Sprintf("%d rounds; each figure the median of the rounds; last÷first of CreateEndpoint+Join per round: %v", len(rs), roundTo(bars, 2)))
+	part.Notes = append(part.Notes, fmt.Sprintf("%d rounds; each figure the median of the rounds; last÷first of CreateEndpoint+Join per round: %v", len(rs), roundTo(bars, 2)),
+		fmt.Sprintf("CreateEndpoint+Join p50 parts, first %d: netlink %.3f ms, commits %.3f ms; last %d: netlink %.3f ms, commits %.3f ms", chunk,
+			med(func(r round) float64 { return r.parts[0] }), med(func(r round) float64 { return r.parts[1] }), chunk,
+			med(func(r round) float64 { return r.parts[2] }), med(func(r round) float64 { return r.parts[3] })))
 	writePart(t, part, began)
 }
 

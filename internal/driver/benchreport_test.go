@@ -28,6 +28,7 @@ import (
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/driver"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol/wiretest"
 	"github.com/macvlan-swarm/macvlan-swarm/test/bench/benchres"
 )
@@ -50,6 +51,9 @@ type timedLinks struct {
 	req    atomic.Int64 // ns spent in request-path calls
 	reap   atomic.Int64 // ns spent in DeleteGroup
 	groups atomic.Int64 // DeleteGroup calls
+	// handled is the time the protocol handler spent on requests, from
+	// the observer (timedBench).
+	handled *atomic.Int64
 
 	mu      sync.Mutex
 	deletes [][2]time.Time // when each DeleteGroup ran
@@ -143,6 +147,7 @@ func (b *bench) post(tb testing.TB, method string, body []byte) time.Duration {
 // spent in request-path netlink calls and in state commits.
 type cycleSample struct {
 	total, netlink, commit time.Duration
+	handled                time.Duration    // inside the protocol handler
 	req                    [4]time.Duration // CreateEndpoint, Join, Leave, DeleteEndpoint
 	start                  time.Time
 	// reaping: a group delete ran while this cycle did (markReaping).
@@ -155,12 +160,13 @@ var cycleMethods = [4]string{"CreateEndpoint", "Join", "Leave", "DeleteEndpoint"
 func runCycles(tb testing.TB, pl *bench, tl *timedLinks, commits *atomic.Int64, cycles []cycleBody) []cycleSample {
 	out := make([]cycleSample, len(cycles))
 	for i, c := range cycles {
-		nl0, cm0 := tl.req.Load(), commits.Load()
+		nl0, cm0, h0 := tl.req.Load(), commits.Load(), tl.handled.Load()
 		start := time.Now()
 		for j, body := range [4][]byte{c.create, c.join, c.leave, c.del} {
 			out[i].req[j] = pl.post(tb, cycleMethods[j], body)
 		}
 		out[i].start, out[i].total = start, time.Since(start)
+		out[i].handled = time.Duration(tl.handled.Load() - h0)
 		out[i].netlink = time.Duration(tl.req.Load() - nl0)
 		out[i].commit = time.Duration(commits.Load() - cm0)
 	}
@@ -188,7 +194,10 @@ func timedBench(tb testing.TB, o benchOpts) (*bench, *timedLinks, *atomic.Int64)
 		tl = &timedLinks{LinkLayer: l}
 		return tl
 	}
+	handled := new(atomic.Int64)
+	o.observe = func(s protocol.Served) { handled.Add(int64(s.Took)) }
 	pl := newBench(tb, o)
+	tl.handled = handled
 	commits := new(atomic.Int64)
 	pl.d.ObserveCommits(func(took time.Duration) { commits.Add(int64(took)) })
 	return pl, tl, commits
@@ -279,20 +288,35 @@ func TestBenchProtocol(t *testing.T) {
 		Peer: "reaper held", PeerValue: benchres.Median(held.p99), Samples: rounds,
 		Target: &benchres.Target{Of: "value", Op: "<=", Limit: 2}})
 
-	// Shares are of the summed cycle time of all production cycles: netlink
-	// is the time inside the driver's request-path kernel calls; the plugin's
-	// own share is the rest (HTTP, JSON, driver logic, locks, state commits).
+	// Where the cycle goes, of the summed client-side time of all production
+	// cycles: netlink is the driver's request-path kernel calls (timedLinks),
+	// commits the state transactions (bbolt, two fdatasyncs each), transport
+	// what the handler did not see (HTTP over the socket at both ends,
+	// connection handling, scheduling), and the plugin's own share the rest
+	// of the handler's time: reading and decoding the request, the driver's
+	// logic and locks, encoding the answer.
 	cycle := sumDur(prod.pooled, func(c cycleSample) time.Duration { return c.total })
 	nl := sumDur(prod.pooled, func(c cycleSample) time.Duration { return c.netlink })
 	commit := sumDur(prod.pooled, func(c cycleSample) time.Duration { return c.commit })
+	handled := sumDur(prod.pooled, func(c cycleSample) time.Duration { return c.handled })
+	own, transport := handled-nl-commit, cycle-handled
 	pct := func(d time.Duration) float64 { return 100 * float64(d) / float64(cycle) }
 	perCycle := func(d time.Duration) float64 { return ms(d) / float64(len(prod.pooled)) }
-	part.Add(benchres.Figure{Name: "plugin's own share of the cycle", Label: "plugin", Value: pct(cycle - nl), Unit: "%",
+	part.Add(benchres.Figure{Name: "plugin's own share of the cycle", Label: "plugin", Value: pct(own), Unit: "%",
 		Peer: "netlink", PeerValue: pct(nl), Samples: len(prod.pooled),
 		Target: &benchres.Target{Of: "value", Op: "<=", Limit: 10},
-		Note:   "of the summed client-side cycle time; plugin = cycle − request-path netlink calls, so HTTP, JSON, driver and state commits"})
-	part.Add(benchres.Figure{Name: "state commits per cycle (bbolt, fdatasync)", Label: "commits", Value: perCycle(commit), Unit: "ms",
-		Peer: "netlink", PeerValue: perCycle(nl), Samples: len(prod.pooled)})
+		Note:   "of the summed client-side cycle time; plugin = time in the protocol handler − netlink calls − state commits"})
+	part.Add(benchres.Figure{Name: "state commits (bbolt, fdatasync), share of the cycle", Label: "commits", Value: pct(commit), Unit: "%",
+		Peer: "netlink", PeerValue: pct(nl), Samples: len(prod.pooled)})
+	part.Add(benchres.Figure{Name: "HTTP transport, share of the cycle", Label: "transport", Value: pct(transport), Unit: "%",
+		Peer: "netlink", PeerValue: pct(nl), Samples: len(prod.pooled), Note: "client-side time the handler did not see: HTTP at both ends, the socket, scheduling"})
+	for _, b := range []struct {
+		label string
+		d     time.Duration
+	}{{"netlink", nl}, {"state commits", commit}, {"plugin's own", own}, {"HTTP transport", transport}} {
+		part.AddSeries(benchres.Series{Chart: "part5-split", Title: "where an endpoint cycle goes (mean per cycle)", Kind: "bar", Label: b.label, Unit: "ms",
+			Value: []float64{perCycle(b.d)}})
+	}
 	part.Add(benchres.Figure{Name: "mean endpoint cycle", Label: "production", Value: perCycle(cycle), Unit: "ms", Samples: len(prod.pooled)})
 	for j, m := range cycleMethods {
 		f := func(c cycleSample) time.Duration { return c.req[j] }
@@ -306,7 +330,8 @@ func TestBenchProtocol(t *testing.T) {
 	part.Notes = append(part.Notes,
 		fmt.Sprintf("%d rounds of %d cycles per variant, interleaved; p50 and p99 are medians of the rounds' values", rounds, n),
 		fmt.Sprintf("production: %d group deletes took %.1f ms in all during the measured cycles", prod.groups, prod.reapMs),
-		fmt.Sprintf("plugin %.1f %% of the cycle, of which state commits %.1f %%; netlink %.1f %%", pct(cycle-nl), pct(commit), pct(nl)))
+		fmt.Sprintf("mean cycle %.3f ms: netlink %.3f ms (%.1f %%), state commits %.3f ms (%.1f %%), plugin's own %.3f ms (%.1f %%), HTTP transport %.3f ms (%.1f %%)",
+			perCycle(cycle), perCycle(nl), pct(nl), perCycle(commit), pct(commit), perCycle(own), pct(own), perCycle(transport), pct(transport)))
 	writePart(t, part, began)
 }
 

@@ -33,9 +33,10 @@ var ErrNotReusable = errors.New("not reusable")
 // MAC, MTU (the parent's when spec.MTU is 0) and mark, in the default group,
 // down. A link that is gone gives an error wrapping ErrNotFound, one that
 // does not fit (mark, kind, mode, parent, up) ErrNotReusable; both leave it
-// alone. If the kernel refuses the change itself, the link (ours under
-// either mark, since the mark is changed last) is deleted, so that no half
-// re-armed link is left.
+// alone. If the kernel refuses the change itself, a link it left under its
+// old name and mark gives ErrNotReusable too; one it had renamed already
+// (ours under either mark, since the mark is changed last) is deleted, so
+// that no half re-armed link is left.
 func (h *Handle) Rearm(name, mark string, spec MacvlanSpec) error {
 	wrap := func(err error) error {
 		return fmt.Errorf("reuse link %q as %q on %q: %w", name, spec.Name, spec.Parent, err)
@@ -102,6 +103,17 @@ func (h *Handle) Rearm(name, mark string, spec MacvlanSpec) error {
 	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
 		if isNotFound(err) {
 			return wrap(fmt.Errorf("%w (%w)", ErrNotFound, err))
+		}
+		// Refused before the rename (a taken name or MAC): the link is still
+		// called name and carries mark, and goes back to the reaper as it is.
+		// Refused later: it carries one of our marks under a new name, so it
+		// is deleted here rather than left half re-armed.
+		cur, gerr := h.nl.LinkByIndex(a.Index)
+		switch {
+		case gerr != nil && isNotFound(gerr):
+			return wrap(fmt.Errorf("%w (%w)", ErrNotFound, err))
+		case gerr == nil && cur.Attrs().Name == name && cur.Attrs().Alias == mark:
+			return wrap(fmt.Errorf("%w: %w", ErrNotReusable, err))
 		}
 		if derr := h.nl.LinkDel(l); derr != nil && !isNotFound(derr) {
 			return wrap(errors.Join(err, fmt.Errorf("delete it: %w", derr)))

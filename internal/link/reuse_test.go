@@ -70,6 +70,20 @@ func TestRearmReusesALinkInPlace(t *testing.T) {
 	if _, err := h.Get("mvold"); !errors.Is(err, link.ErrNotFound) {
 		t.Errorf("the old name still exists: %v", err)
 	}
+	// A name that is taken: refused before the rename, so the link keeps
+	// its name and mark, for the reaper.
+	if err := h.AddMacvlan(link.MacvlanSpec{Name: "mvtaken", Parent: parent, Mark: "the user's"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Rearm("mvnew", newMark, link.MacvlanSpec{Name: "mvtaken", Parent: parent, MAC: mac, Mark: oldMark}); !errors.Is(err, link.ErrNotReusable) {
+		t.Errorf("Rearm to a taken name = %v, want ErrNotReusable", err)
+	}
+	if got, err := h.Get("mvnew"); err != nil || got.Alias != newMark || got.Index != before.Index {
+		t.Errorf("after a refused rename: %+v, %v; want mvnew with its mark", got, err)
+	}
+	if got := mustGet(t, h, "mvtaken"); got.Alias != "the user's" {
+		t.Errorf("the user's link = %+v, want it untouched", got)
+	}
 	// A link that is up is in use: not reused.
 	if err := h.SetUp("mvnew"); err != nil {
 		t.Fatal(err)

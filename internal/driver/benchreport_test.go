@@ -431,6 +431,7 @@ func TestBenchGrowth(t *testing.T) {
 		netFirst, netLast     float64    // p50 CreateNetwork
 		netCycle1, netCycleN  float64    // p50 cycle on the first network alone, and across all
 		parts                 [4]float64 // p50 netlink and commits of CreateEndpoint+Join, first then last chunk
+		firstMs, lastMs       []float64  // CreateEndpoint+Join of the first and last chunk
 	}
 	var rs []round
 	for r := range rounds {
@@ -491,6 +492,7 @@ func TestBenchGrowth(t *testing.T) {
 			p50Last := func(d []time.Duration) float64 { return benchres.Median(benchres.Ms(d[len(d)-chunk:])) }
 			t.Logf("CreateEndpoint+Join p50, first %d: %.3f ms (netlink %.3f, commits %.3f); last %d: %.3f ms (netlink %.3f, commits %.3f)",
 				chunk, p50First(starts), p50First(startNl), p50First(startCm), chunk, p50Last(starts), p50Last(startNl), p50Last(startCm))
+			rd.firstMs, rd.lastMs = benchres.Ms(starts[:chunk]), benchres.Ms(starts[len(starts)-chunk:])
 			rd.parts = [4]float64{p50First(startNl), p50First(startCm), p50Last(startNl), p50Last(startCm)}
 			var dels []time.Duration
 			for _, c := range bodies {
@@ -551,10 +553,14 @@ func TestBenchGrowth(t *testing.T) {
 		Value: med(func(r round) float64 { return r.netLast }), Unit: "ms", Peer: "first", PeerValue: med(func(r round) float64 { return r.netFirst }), Samples: len(rs), Target: flat})
 	part.Add(benchres.Figure{Name: fmt.Sprintf("endpoint cycle p50 with %d networks on the parent", nets), Label: fmt.Sprint(nets),
 		Value: med(func(r round) float64 { return r.netCycleN }), Unit: "ms", Peer: "1", PeerValue: med(func(r round) float64 { return r.netCycle1 }), Samples: len(rs), Target: flat})
-	var bars []float64
+	var bars, firstMs, lastMs []float64
 	for _, r := range rs {
 		bars = append(bars, r.startLast/r.startFirst)
+		firstMs, lastMs = append(firstMs, r.firstMs...), append(lastMs, r.lastMs...)
 	}
+	title := fmt.Sprintf("CreateEndpoint + Join, the first and the last %d of %d on one parent", chunk, total)
+	part.AddSeries(benchres.Series{Chart: "part6-starts", Title: title, Kind: "dist", Label: fmt.Sprintf("first %d", chunk), Unit: "ms", Value: firstMs})
+	part.AddSeries(benchres.Series{Chart: "part6-starts", Title: title, Kind: "dist", Label: fmt.Sprintf("last %d", chunk), Unit: "ms", Value: lastMs})
 	part.Notes = append(part.Notes, fmt.Sprintf("%d rounds; each figure the median of the rounds; last÷first of CreateEndpoint+Join per round: %v", len(rs), roundTo(bars, 2)),
 		fmt.Sprintf("CreateEndpoint+Join p50 parts, first %d: netlink %.3f ms, commits %.3f ms; last %d: netlink %.3f ms, commits %.3f ms", chunk,
 			med(func(r round) float64 { return r.parts[0] }), med(func(r round) float64 { return r.parts[1] }), chunk,

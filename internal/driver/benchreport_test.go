@@ -9,7 +9,7 @@ package driver_test
 //	MVS_BENCH=smoke go test -count=1 -run 'TestBench(Protocol|Growth|Teardown)$' -v ./internal/driver/
 //	MVS_BENCH=full  go test -count=1 -run 'TestBench(Protocol|Growth|Teardown)$' -v -timeout 10m ./internal/driver/
 //
-// Part 5 takes MVS_BENCH_ROUNDS (default 3) and MVS_BENCH_CYCLES (cycles per
+// Part 5 takes MVS_BENCH_P5_ROUNDS (default 3) and MVS_BENCH_P5_CYCLES (cycles per
 // round and variant, default 2000), for side-by-side runs of two builds.
 
 import (
@@ -229,7 +229,7 @@ func sumDur(s []cycleSample, f func(cycleSample) time.Duration) time.Duration {
 func TestBenchProtocol(t *testing.T) {
 	mode := benchMode(t)
 	began := time.Now()
-	rounds, n := envInt(t, "MVS_BENCH_ROUNDS", mode.Rounds(3)), envInt(t, "MVS_BENCH_CYCLES", mode.Pick(2000, 50))
+	rounds, n := envInt(t, "MVS_BENCH_P5_ROUNDS", mode.Rounds(3)), envInt(t, "MVS_BENCH_P5_CYCLES", mode.Pick(2000, 50))
 	variants := []struct {
 		label string
 		delay time.Duration

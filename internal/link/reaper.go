@@ -73,11 +73,11 @@ type doomed struct {
 	at         time.Time // when it was queued
 }
 
-// ReuseGrace is how long a retired link waits, at least, for a Join to take
-// it (Take) before a batch deletes it. Under churn the next Join comes within
-// a millisecond or two of the last DeleteEndpoint; a batch (ReapDelay after
-// the first retire) deletes every link older than this, and keeps the
-// younger ones for the batch after.
+// ReuseGrace is how long a link offered for reuse waits, at least, for a
+// Join to take it (Take) before a batch deletes it. Under churn the next Join
+// comes within a millisecond or two of the last DeleteEndpoint; a batch (the
+// reaper's delay after the first retire) deletes every reusable link older
+// than this, and keeps the younger ones for the batch after.
 const ReuseGrace = 5 * time.Millisecond
 
 // Retire queues the link called name for deletion and returns at once. The
@@ -169,8 +169,8 @@ func (r *Reaper) loop() {
 			return
 		case <-time.After(r.delay):
 		}
-		// Links retired in the last ReuseGrace may still be taken by a Join
-		// on its way: they wait for the next batch.
+		// Reusable links retired in the last ReuseGrace may still be taken
+		// by a Join on its way: they wait for the next batch.
 		r.reap(time.Now().Add(-ReuseGrace))
 		if r.Pending() > 0 {
 			select {
@@ -182,14 +182,15 @@ func (r *Reaper) loop() {
 }
 
 // Reap deletes the queued links (those offered for reuse too) and every
-// marked link in RetireGroup now:
-// each queued link that still carries its mark is set down and moved into
-// RetireGroup, then the group goes in one request. If a link without
+// marked link in RetireGroup now: each queued link that still carries its
+// mark is set down and moved into RetireGroup, then the group goes in one
+// request. If a link without
 // macvlan-swarm's mark sits in the group (someone else chose the same group
 // number), it deletes its own links one by one and leaves the other alone.
 func (r *Reaper) Reap() { r.reap(time.Time{}) }
 
-// reap is Reap for the links queued before cutoff; the zero time is all.
+// reap is Reap, except that links offered for reuse and queued after cutoff
+// stay queued; the zero time is all of them.
 func (r *Reaper) reap(cutoff time.Time) {
 	r.reaping.Lock()
 	defer r.reaping.Unlock()
@@ -200,7 +201,7 @@ func (r *Reaper) reap(cutoff time.Time) {
 		all := queued
 		queued = nil
 		for _, d := range all {
-			if d.at.Before(cutoff) {
+			if d.reuse == "" || d.at.Before(cutoff) {
 				queued = append(queued, d)
 			} else {
 				r.pending = append(r.pending, d)

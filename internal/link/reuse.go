@@ -31,7 +31,7 @@ var ErrNotReusable = errors.New("not reusable")
 // Rearm turns the retired macvlan link called name, which must still carry
 // mark, into the link spec describes: the same parent and mode, spec's name,
 // MAC, MTU (the parent's when spec.MTU is 0) and mark, in the default group,
-// down. A link that is gone gives an error wrapping ErrNotFound, one that
+// down, not promiscuous. A link that is gone gives an error wrapping ErrNotFound, one that
 // does not fit (mark, kind, mode, parent, up) ErrNotReusable; both leave it
 // alone. If the kernel refuses the change itself, a link it left under its
 // old name and mark gives ErrNotReusable too; one it had renamed already
@@ -94,6 +94,9 @@ func (h *Handle) Rearm(name, mark string, spec MacvlanSpec) error {
 	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: h.route}
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = int32(a.Index)
+	// Down, and without the promiscuous and all-multicast modes a
+	// container may have set (the kernel applies these flags last).
+	msg.Change = unix.IFF_UP | unix.IFF_PROMISC | unix.IFF_ALLMULTI
 	req.AddData(msg)
 	req.AddData(nl.NewRtAttr(unix.IFLA_ADDRESS, []byte(spec.MAC)))
 	req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(mtu))))

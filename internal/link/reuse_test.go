@@ -5,7 +5,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,6 +33,10 @@ func TestRearmReusesALinkInPlace(t *testing.T) {
 	par, err := h.Get(parent)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A container set promiscuous mode; the next one does not get it.
+	if out, err := exec.Command("ip", "-n", lab.Name(), "link", "set", "mvold", "promisc", "on").CombinedOutput(); err != nil {
+		t.Fatalf("ip link set promisc on: %v: %s", err, out)
 	}
 	mac := net.HardwareAddr{0x02, 0x42, 10, 1, 2, 3}
 	spec := link.MacvlanSpec{Name: "mvnew", Parent: parent, MAC: mac, Mark: newMark}
@@ -66,6 +72,9 @@ func TestRearmReusesALinkInPlace(t *testing.T) {
 	if got.Index != before.Index || got.MAC.String() != mac.String() || got.Alias != newMark || got.Group != 0 ||
 		got.Up || got.MTU != par.MTU || got.Kind != "macvlan" || got.MacvlanMode != link.ModeBridge {
 		t.Errorf("re-armed link = %+v; want index %d, MAC %s, mark %q, group 0, down, MTU %d (the parent's), bridge", got, before.Index, mac, newMark, par.MTU)
+	}
+	if out, err := exec.Command("ip", "-n", lab.Name(), "link", "show", "mvnew").CombinedOutput(); err != nil || strings.Contains(string(out), "PROMISC") {
+		t.Errorf("ip link show mvnew: %v: %s; want it without PROMISC", err, out)
 	}
 	if _, err := h.Get("mvold"); !errors.Is(err, link.ErrNotFound) {
 		t.Errorf("the old name still exists: %v", err)

@@ -534,25 +534,25 @@ func TestBenchGrowth(t *testing.T) {
 	}
 	flat := &benchres.Target{Of: "ratio", Op: "<=", Limit: 1.2}
 	part := benchres.Part{N: 6, Title: "cost as the work grows", Mode: mode}
-	part.Add(benchres.Figure{Name: fmt.Sprintf("CreateEndpoint + Join, p50 of the last %d of %d", chunk, total), Label: "last", Value: med(func(r round) float64 { return r.startLast }), Unit: "ms",
-		Peer: "first", PeerValue: med(func(r round) float64 { return r.startFirst }), Samples: len(rs), Target: flat})
-	part.Add(benchres.Figure{Name: fmt.Sprintf("DeleteEndpoint, p50 of the last %d of %d", chunk, total), Label: "last", Value: med(func(r round) float64 { return r.delLast }), Unit: "ms",
-		Peer: "first", PeerValue: med(func(r round) float64 { return r.delFirst }), Samples: len(rs), Target: flat})
+	part.Add(benchres.Figure{Name: fmt.Sprintf("CreateEndpoint + Join, p50 of the last %d of %d", chunk, total), Label: fmt.Sprintf("last %d", chunk), Value: med(func(r round) float64 { return r.startLast }), Unit: "ms",
+		Peer: fmt.Sprintf("first %d", chunk), PeerValue: med(func(r round) float64 { return r.startFirst }), Samples: len(rs), Target: flat})
+	part.Add(benchres.Figure{Name: fmt.Sprintf("DeleteEndpoint, p50 of the last %d of %d", chunk, total), Label: fmt.Sprintf("last %d", chunk), Value: med(func(r round) float64 { return r.delLast }), Unit: "ms",
+		Peer: fmt.Sprintf("first %d", chunk), PeerValue: med(func(r round) float64 { return r.delFirst }), Samples: len(rs), Target: flat})
 	for k := 1; k < len(checkpoints); k++ {
-		part.Add(benchres.Figure{Name: fmt.Sprintf("endpoint cycle p50 with %d endpoints on the node", checkpoints[k]), Label: fmt.Sprintf("%d", checkpoints[k]),
+		part.Add(benchres.Figure{Name: fmt.Sprintf("endpoint cycle p50 with %d endpoints on the node", checkpoints[k]), Label: fmt.Sprintf("%d endpoints", checkpoints[k]),
 			Value: med(func(r round) float64 { return r.cycleAt[k] }), Unit: "ms",
-			Peer: "1", PeerValue: med(func(r round) float64 { return r.cycleAt[0] }), Samples: len(rs), Target: flat})
+			Peer: "1 endpoint", PeerValue: med(func(r round) float64 { return r.cycleAt[0] }), Samples: len(rs), Target: flat})
 	}
-	part.Add(benchres.Figure{Name: fmt.Sprintf("start after a restart (listen, open state, restore) on %d endpoints and host links", total), Label: fmt.Sprint(total),
-		Value: med(func(r round) float64 { return r.restartN }), Unit: "ms", Peer: "1", PeerValue: med(func(r round) float64 { return r.restart1 }), Samples: len(rs),
+	part.Add(benchres.Figure{Name: fmt.Sprintf("start after a restart (listen, open state, restore) on %d endpoints and host links", total), Label: fmt.Sprintf("%d endpoints", total),
+		Value: med(func(r round) float64 { return r.restartN }), Unit: "ms", Peer: "1 endpoint", PeerValue: med(func(r round) float64 { return r.restart1 }), Samples: len(rs),
 		Target: &benchres.Target{Of: "value", Op: "<=", Limit: 300}})
-	part.Add(benchres.Figure{Name: fmt.Sprintf("RSS of the test process with %d endpoints", total), Label: fmt.Sprint(total),
-		Value: med(func(r round) float64 { return r.rssN }), Unit: "MiB", Peer: "1", PeerValue: med(func(r round) float64 { return r.rss1 }), Samples: len(rs),
+	part.Add(benchres.Figure{Name: fmt.Sprintf("RSS of the test process with %d endpoints", total), Label: fmt.Sprintf("%d endpoints", total),
+		Value: med(func(r round) float64 { return r.rssN }), Unit: "MiB", Peer: "1 endpoint", PeerValue: med(func(r round) float64 { return r.rss1 }), Samples: len(rs),
 		Target: &benchres.Target{Of: "value", Op: "<=", Limit: 30}, Note: "whole test process (test binary, lab sockets): an upper bound on the daemon's"})
-	part.Add(benchres.Figure{Name: fmt.Sprintf("CreateNetwork on one parent, p50 of the last %d of %d", max(1, nets/10), nets), Label: "last",
-		Value: med(func(r round) float64 { return r.netLast }), Unit: "ms", Peer: "first", PeerValue: med(func(r round) float64 { return r.netFirst }), Samples: len(rs), Target: flat})
-	part.Add(benchres.Figure{Name: fmt.Sprintf("endpoint cycle p50 with %d networks on the parent", nets), Label: fmt.Sprint(nets),
-		Value: med(func(r round) float64 { return r.netCycleN }), Unit: "ms", Peer: "1", PeerValue: med(func(r round) float64 { return r.netCycle1 }), Samples: len(rs), Target: flat})
+	part.Add(benchres.Figure{Name: fmt.Sprintf("CreateNetwork on one parent, p50 of the last %d of %d", max(1, nets/10), nets), Label: fmt.Sprintf("last %d", max(1, nets/10)),
+		Value: med(func(r round) float64 { return r.netLast }), Unit: "ms", Peer: fmt.Sprintf("first %d", max(1, nets/10)), PeerValue: med(func(r round) float64 { return r.netFirst }), Samples: len(rs), Target: flat})
+	part.Add(benchres.Figure{Name: fmt.Sprintf("endpoint cycle p50 with %d networks on the parent", nets), Label: fmt.Sprintf("%d networks", nets),
+		Value: med(func(r round) float64 { return r.netCycleN }), Unit: "ms", Peer: "1 network", PeerValue: med(func(r round) float64 { return r.netCycle1 }), Samples: len(rs), Target: flat})
 	var bars, firstMs, lastMs []float64
 	for _, r := range rs {
 		bars = append(bars, r.startLast/r.startFirst)

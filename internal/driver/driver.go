@@ -35,6 +35,9 @@ type LinkLayer interface {
 	link.ReapOps
 	Get(name string) (link.Info, error)
 	AddMacvlan(spec link.MacvlanSpec) error
+	// Rearm gives a retired link of ours another endpoint's identity
+	// (internal/link/reuse.go).
+	Rearm(name, mark string, spec link.MacvlanSpec) error
 	AddVLAN(name, parent string, vid int) error
 	Mark(name, mark string) error
 	UnicastAddresses(name string) ([]net.HardwareAddr, error)

@@ -276,7 +276,8 @@ func (d *Driver) DeleteEndpoint(req *protocol.DeleteEndpointRequest) error {
 
 // retireLink hands an endpoint's host link to the reaper, which deletes it
 // in its next batch if the link still carries that endpoint's mark: a link
-// of the same name without it is someone else's and is left alone. The
+// of the same name without it is someone else's and is left alone. Until
+// then a Join on the same parent and mode may take it (reuseLink). The
 // request does not wait on the kernel. Passthru links are deleted at once
 // (after the same check): the parent takes one passthru link at a time, and
 // the next container must not wait for a batch. The endpoint's host routes
@@ -284,8 +285,12 @@ func (d *Driver) DeleteEndpoint(req *protocol.DeleteEndpointRequest) error {
 func (d *Driver) retireLink(e *model.Endpoint, n *model.Network) {
 	d.dropHostRoutes(n, e)
 	mark := link.EndpointMark(e.ID)
-	if n == nil || n.Mode != link.ModePassthru {
+	if n == nil {
 		d.reaper.Retire(e.Link, mark)
+		return
+	}
+	if n.Mode != link.ModePassthru {
+		d.reaper.RetireReusable(e.Link, mark, reuseKey(n))
 		return
 	}
 	info, err := d.links.Get(e.Link)

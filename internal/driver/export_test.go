@@ -33,3 +33,12 @@ func linkSpecOf(d *Driver, id string) link.MacvlanSpec {
 	n := d.st.networks[e.NetworkID]
 	return link.MacvlanSpec{Name: e.Link, Parent: n.Parent, Mode: n.Mode, MTU: n.MTU, MAC: e.MAC, Mark: link.EndpointMark(e.ID)}
 }
+
+// ObserveCommits has the driver tell observe how long each state commit
+// (one bbolt transaction, its fdatasyncs included) took; commits run under
+// the state lock, so observe is never called twice at once.
+func (d *Driver) ObserveCommits(observe func(took time.Duration)) {
+	d.st.mu.Lock()
+	defer d.st.mu.Unlock()
+	d.st.observe = observe
+}

@@ -88,6 +88,12 @@ func (f *fakeLinks) AddMacvlan(s link.MacvlanSpec) error {
 	return nil
 }
 
+// Rearm is not faked: the driver then creates a link, as it did before
+// links were reused (the netlink tests cover reuse).
+func (f *fakeLinks) Rearm(name, _ string, _ link.MacvlanSpec) error {
+	return fmt.Errorf("fake: reuse %q: %w", name, link.ErrNotReusable)
+}
+
 func (f *fakeLinks) AddVLAN(name, parent string, vid int) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

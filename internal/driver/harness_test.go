@@ -60,6 +60,8 @@ type benchOpts struct {
 	// announce gives the driver an Announcer whose packet sockets open in
 	// the lab (default: none, nothing is sent).
 	announce bool
+	// observe, if set, is the handler's observer (protocol.WithObserver).
+	observe func(protocol.Served)
 }
 
 // bench is one plugin under test: a lab namespace, a state directory, and,
@@ -74,6 +76,7 @@ type bench struct {
 	hostAddrs map[string][]netip.Addr
 
 	announce bool // benchOpts.announce
+	observe  func(protocol.Served)
 
 	st      *store.Store
 	d       *driver.Driver
@@ -92,7 +95,7 @@ func newBench(t testing.TB, o benchOpts) *bench {
 	for _, p := range o.parents {
 		lab.Veth(t, p, 0)
 	}
-	b := &bench{lab: lab, links: lab.Handle(), delay: o.reapDelay, reclaim: o.reclaim, hostAddrs: o.hostAddrs, announce: o.announce}
+	b := &bench{lab: lab, links: lab.Handle(), delay: o.reapDelay, reclaim: o.reclaim, hostAddrs: o.hostAddrs, announce: o.announce, observe: o.observe}
 	if o.wrap != nil {
 		b.links = o.wrap(lab.Handle())
 	}
@@ -161,7 +164,11 @@ func (b *bench) start(t testing.TB) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- protocol.Serve(ctx, l, protocol.NewHandler(d, testLog())) }()
+	var opts []protocol.Option
+	if b.observe != nil {
+		opts = append(opts, protocol.WithObserver(b.observe))
+	}
+	go func() { served <- protocol.Serve(ctx, l, protocol.NewHandler(d, testLog(), opts...)) }()
 	sock := b.sock
 	b.client = &http.Client{
 		Timeout: 30 * time.Second,

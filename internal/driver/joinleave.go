@@ -92,6 +92,9 @@ func (d *Driver) addLink(n *model.Network, e *model.Endpoint) error {
 	// (this endpoint id deleted and created again): take it off, so the
 	// reaper does not delete the link made now.
 	d.reaper.Forget(e.Link)
+	if d.reuseLink(n, spec) {
+		return nil
+	}
 	err := d.links.AddMacvlan(spec)
 	if err == nil {
 		d.linksCreated.Add(1)
@@ -131,6 +134,38 @@ func (d *Driver) addLink(n *model.Network, e *model.Endpoint) error {
 	d.linksCreated.Add(1)
 	return nil
 }
+
+// reuseLink gives the new endpoint a link retired moments ago on the same
+// parent and mode, if the reaper still holds one, instead of creating a link
+// while the reaper deletes the old one: under churn no link is then
+// unregistered at all, and no Join waits for the kernel's RTNL lock while a
+// group delete holds it (docs/design.md, "Reusing retired links"). Rearm
+// checks the link's mark first. It reports whether it did; when it did
+// not, the link goes back to the reaper and the caller creates one.
+func (d *Driver) reuseLink(n *model.Network, spec link.MacvlanSpec) bool {
+	if n.Mode == link.ModePassthru {
+		return false
+	}
+	name, mark, ok := d.reaper.Take(reuseKey(n))
+	if !ok {
+		return false
+	}
+	if err := d.links.Rearm(name, mark, spec); err != nil {
+		d.log.Debug("could not reuse a retired host link; creating one", "link", name, "err", err)
+		d.reaper.Retire(name, mark)
+		return false
+	}
+	// One link fewer deleted and one fewer created, in effect; counted as
+	// both, so that created − deleted is still the number of live links.
+	d.linksCreated.Add(1)
+	d.linksDeleted.Add(1)
+	d.log.Debug("reused a retired host link", "old", name, "link", spec.Name)
+	return true
+}
+
+// reuseKey is what a retired link fits: any network's endpoint on the same
+// parent and mode (its name, MAC, MTU and mark are set again).
+func reuseKey(n *model.Network) string { return n.Parent + "\x00" + string(n.Mode) }
 
 // gatewayFor returns, as a bare address, the gateway of the pool holding
 // addr, or of the first pool with a gateway; nothing when the endpoint has

@@ -3,6 +3,7 @@ package driver
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/model"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/store"
@@ -25,6 +26,9 @@ type state struct {
 	store     *store.Store
 	networks  map[string]*model.Network
 	endpoints map[string]*model.Endpoint
+	// observe, if not nil, is told how long each commit took (tests and
+	// benchmarks only: export_test.go sets it).
+	observe func(took time.Duration)
 }
 
 func newState(st *store.Store) *state {
@@ -33,7 +37,12 @@ func newState(st *store.Store) *state {
 
 // commit is the only place that writes the store and then the maps.
 func (s *state) commit(c store.Change) error {
-	if err := s.store.Apply(c); err != nil {
+	start := time.Now()
+	err := s.store.Apply(c)
+	if s.observe != nil {
+		s.observe(time.Since(start))
+	}
+	if err != nil {
 		return fmt.Errorf("save state in %s: %w", s.store.Path(), err)
 	}
 	for _, id := range c.DeleteEndpoints {

@@ -65,8 +65,20 @@ func NewReaper(ops ReapOps, log *slog.Logger, delay time.Duration, observe func(
 	return r
 }
 
-// doomed is a link the reaper is to delete if it still carries mark.
-type doomed struct{ name, mark string }
+// doomed is a link the reaper is to delete if it still carries mark. One
+// with a reuse key may be taken for a new endpoint first (Take).
+type doomed struct {
+	name, mark string
+	reuse      string    // RetireReusable's key; "" never reused
+	at         time.Time // when it was queued
+}
+
+// ReuseGrace is how long a link offered for reuse waits, at least, for a
+// Join to take it (Take) before a batch deletes it. Under churn the next Join
+// comes within a millisecond or two of the last DeleteEndpoint; a batch (the
+// reaper's delay after the first retire) deletes every reusable link older
+// than this, and keeps the younger ones for the batch after.
+const ReuseGrace = 5 * time.Millisecond
 
 // Retire queues the link called name for deletion and returns at once. The
 // reaper deletes it with its next batch if it still carries mark (checked on
@@ -75,9 +87,14 @@ type doomed struct{ name, mark string }
 // namespace) needs nothing. A queued link holds no MAC on its parent: the
 // engine's move back to the host namespace took it down, and the driver
 // creates links down.
-func (r *Reaper) Retire(name, mark string) {
+func (r *Reaper) Retire(name, mark string) { r.RetireReusable(name, mark, "") }
+
+// RetireReusable is Retire for a link that a new endpoint may take instead
+// of a new link of its own (see the note in reuse.go): Take(key) hands it
+// out while it waits. key says what the link fits (its parent and mode).
+func (r *Reaper) RetireReusable(name, mark, key string) {
 	r.mu.Lock()
-	r.pending = append(r.pending, doomed{name, mark})
+	r.pending = append(r.pending, doomed{name: name, mark: mark, reuse: key, at: time.Now()})
 	r.mu.Unlock()
 	select {
 	case r.kick <- struct{}{}:
@@ -119,6 +136,24 @@ func (r *Reaper) Forget(name string) {
 	}
 }
 
+// Take hands out the most recently retired link queued with key, taking it
+// off the queue; the caller re-arms it (Handle.Rearm) or, if that fails,
+// retires it again. ok is false when none waits.
+func (r *Reaper) Take(key string) (name, mark string, ok bool) {
+	if key == "" {
+		return "", "", false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.pending) - 1; i >= 0; i-- {
+		if d := r.pending[i]; d.reuse == key {
+			r.pending = slices.Delete(r.pending, i, i+1)
+			return d.name, d.mark, true
+		}
+	}
+	return "", "", false
+}
+
 func (r *Reaper) loop() {
 	defer close(r.exit)
 	for {
@@ -130,23 +165,54 @@ func (r *Reaper) loop() {
 		}
 		select {
 		case <-r.quit:
+			r.Reap()
+			return
 		case <-time.After(r.delay):
 		}
-		r.Reap()
+		// Reusable links retired in the last ReuseGrace may still be taken
+		// by a Join on its way: they wait for the next batch.
+		r.reap(time.Now().Add(-ReuseGrace))
+		if r.Pending() > 0 {
+			select {
+			case r.kick <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 
-// Reap deletes the queued links and every marked link in RetireGroup now:
-// each queued link that still carries its mark is set down and moved into
-// RetireGroup, then the group goes in one request. If a link without
+// Reap deletes the queued links (those offered for reuse too) and every
+// marked link in RetireGroup now: each queued link that still carries its
+// mark is set down and moved into RetireGroup, then the group goes in one
+// request. If a link without
 // macvlan-swarm's mark sits in the group (someone else chose the same group
 // number), it deletes its own links one by one and leaves the other alone.
-func (r *Reaper) Reap() {
+func (r *Reaper) Reap() { r.reap(time.Time{}) }
+
+// reap is Reap, except that links offered for reuse and queued after cutoff
+// stay queued; the zero time is all of them.
+func (r *Reaper) reap(cutoff time.Time) {
 	r.reaping.Lock()
 	defer r.reaping.Unlock()
 	r.mu.Lock()
 	queued := r.pending
 	r.pending = nil
+	if !cutoff.IsZero() {
+		all := queued
+		queued = nil
+		for _, d := range all {
+			if d.reuse == "" || d.at.Before(cutoff) {
+				queued = append(queued, d)
+			} else {
+				r.pending = append(r.pending, d)
+			}
+		}
+		if len(queued) == 0 {
+			// Nothing old enough: no need to ask the kernel anything.
+			r.mu.Unlock()
+			return
+		}
+	}
 	r.inflight = make(map[string]bool, len(queued))
 	for _, q := range queued {
 		r.inflight[q.name] = true

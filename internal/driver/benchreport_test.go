@@ -282,10 +282,10 @@ func TestBenchProtocol(t *testing.T) {
 	prod, held := res[0], res[1]
 	part := benchres.Part{N: 5, Title: "the protocol's cost in-process", Mode: mode}
 	part.Add(benchres.Figure{Name: "endpoint cycle, p50", Label: "production", Value: benchres.Median(prod.p50), Unit: "ms",
-		Peer: "reaper held", PeerValue: benchres.Median(held.p50), Samples: rounds,
+		Peer: "reaper held", PeerValue: benchres.Median(held.p50), Samples: rounds, Paired: benchres.PairedRatios(prod.p50, held.p50),
 		Note: "CreateEndpoint + Join + Leave + DeleteEndpoint over the socket, as the client waits for them"})
 	part.Add(benchres.Figure{Name: "endpoint cycle, p99", Label: "production", Value: benchres.Median(prod.p99), Unit: "ms",
-		Peer: "reaper held", PeerValue: benchres.Median(held.p99), Samples: rounds,
+		Peer: "reaper held", PeerValue: benchres.Median(held.p99), Samples: rounds, Paired: benchres.PairedRatios(prod.p99, held.p99),
 		Target: &benchres.Target{Of: "value", Op: "<=", Limit: 2}})
 
 	// Where the cycle goes, of the summed client-side time of all production
@@ -532,16 +532,27 @@ func TestBenchGrowth(t *testing.T) {
 		}
 		return benchres.Median(v)
 	}
+	// pair is the per-round ratio a ÷ b: both come from the same round.
+	pair := func(a, b func(round) float64) []float64 {
+		var av, bv []float64
+		for _, r := range rs {
+			av, bv = append(av, a(r)), append(bv, b(r))
+		}
+		return benchres.PairedRatios(av, bv)
+	}
 	flat := &benchres.Target{Of: "ratio", Op: "<=", Limit: 1.2}
 	part := benchres.Part{N: 6, Title: "cost as the work grows", Mode: mode}
 	part.Add(benchres.Figure{Name: fmt.Sprintf("CreateEndpoint + Join, p50 of the last %d of %d", chunk, total), Label: fmt.Sprintf("last %d", chunk), Value: med(func(r round) float64 { return r.startLast }), Unit: "ms",
-		Peer: fmt.Sprintf("first %d", chunk), PeerValue: med(func(r round) float64 { return r.startFirst }), Samples: len(rs), Target: flat})
+		Peer: fmt.Sprintf("first %d", chunk), PeerValue: med(func(r round) float64 { return r.startFirst }), Samples: len(rs), Target: flat,
+		Paired: pair(func(r round) float64 { return r.startLast }, func(r round) float64 { return r.startFirst })})
 	part.Add(benchres.Figure{Name: fmt.Sprintf("DeleteEndpoint, p50 of the last %d of %d", chunk, total), Label: fmt.Sprintf("last %d", chunk), Value: med(func(r round) float64 { return r.delLast }), Unit: "ms",
-		Peer: fmt.Sprintf("first %d", chunk), PeerValue: med(func(r round) float64 { return r.delFirst }), Samples: len(rs), Target: flat})
+		Peer: fmt.Sprintf("first %d", chunk), PeerValue: med(func(r round) float64 { return r.delFirst }), Samples: len(rs), Target: flat,
+		Paired: pair(func(r round) float64 { return r.delLast }, func(r round) float64 { return r.delFirst })})
 	for k := 1; k < len(checkpoints); k++ {
 		part.Add(benchres.Figure{Name: fmt.Sprintf("endpoint cycle p50 with %d endpoints on the node", checkpoints[k]), Label: fmt.Sprintf("%d endpoints", checkpoints[k]),
 			Value: med(func(r round) float64 { return r.cycleAt[k] }), Unit: "ms",
-			Peer: "1 endpoint", PeerValue: med(func(r round) float64 { return r.cycleAt[0] }), Samples: len(rs), Target: flat})
+			Peer: "1 endpoint", PeerValue: med(func(r round) float64 { return r.cycleAt[0] }), Samples: len(rs), Target: flat,
+			Paired: pair(func(r round) float64 { return r.cycleAt[k] }, func(r round) float64 { return r.cycleAt[0] })})
 	}
 	part.Add(benchres.Figure{Name: fmt.Sprintf("start after a restart (listen, open state, restore) on %d endpoints and host links", total), Label: fmt.Sprintf("%d endpoints", total),
 		Value: med(func(r round) float64 { return r.restartN }), Unit: "ms", Peer: "1 endpoint", PeerValue: med(func(r round) float64 { return r.restart1 }), Samples: len(rs),
@@ -550,9 +561,11 @@ func TestBenchGrowth(t *testing.T) {
 		Value: med(func(r round) float64 { return r.rssN }), Unit: "MiB", Peer: "1 endpoint", PeerValue: med(func(r round) float64 { return r.rss1 }), Samples: len(rs),
 		Target: &benchres.Target{Of: "value", Op: "<=", Limit: 30}, Note: "whole test process (test binary, lab sockets): an upper bound on the daemon's"})
 	part.Add(benchres.Figure{Name: fmt.Sprintf("CreateNetwork on one parent, p50 of the last %d of %d", max(1, nets/10), nets), Label: fmt.Sprintf("last %d", max(1, nets/10)),
-		Value: med(func(r round) float64 { return r.netLast }), Unit: "ms", Peer: fmt.Sprintf("first %d", max(1, nets/10)), PeerValue: med(func(r round) float64 { return r.netFirst }), Samples: len(rs), Target: flat})
+		Value: med(func(r round) float64 { return r.netLast }), Unit: "ms", Peer: fmt.Sprintf("first %d", max(1, nets/10)), PeerValue: med(func(r round) float64 { return r.netFirst }), Samples: len(rs), Target: flat,
+		Paired: pair(func(r round) float64 { return r.netLast }, func(r round) float64 { return r.netFirst })})
 	part.Add(benchres.Figure{Name: fmt.Sprintf("endpoint cycle p50 with %d networks on the parent", nets), Label: fmt.Sprintf("%d networks", nets),
-		Value: med(func(r round) float64 { return r.netCycleN }), Unit: "ms", Peer: "1 network", PeerValue: med(func(r round) float64 { return r.netCycle1 }), Samples: len(rs), Target: flat})
+		Value: med(func(r round) float64 { return r.netCycleN }), Unit: "ms", Peer: "1 network", PeerValue: med(func(r round) float64 { return r.netCycle1 }), Samples: len(rs), Target: flat,
+		Paired: pair(func(r round) float64 { return r.netCycleN }, func(r round) float64 { return r.netCycle1 })})
 	var bars, firstMs, lastMs []float64
 	for _, r := range rs {
 		bars = append(bars, r.startLast/r.startFirst)

@@ -250,10 +250,12 @@ func dpFigures(part *benchres.Part, res map[string]*dpResults, rounds int) {
 	part.Add(benchres.Figure{Name: tput, Label: dpPluginL, Unit: "Gbit/s",
 		Value: benchres.Median(res[dpPluginL].gbps), Peer: dpNode, PeerValue: nodeGbps, Samples: rounds,
 		Target: &benchres.Target{Of: "ratio", Op: ">=", Limit: 0.95},
+		Paired: benchres.PairedRatios(res[dpPluginL].gbps, node.gbps),
 		Note:   "per-round ratio " + dpRoundRatios(res[dpPluginL].gbps, node.gbps)})
 	part.Add(benchres.Figure{Name: tput, Label: dpOverlay, Unit: "Gbit/s",
 		Value: benchres.Median(res[dpOverlay].gbps), Peer: dpNode, PeerValue: nodeGbps, Samples: rounds,
-		Note: "per-round ratio " + dpRoundRatios(res[dpOverlay].gbps, node.gbps) + "; no target, shown for comparison"})
+		Paired: benchres.PairedRatios(res[dpOverlay].gbps, node.gbps),
+		Note:   "per-round ratio " + dpRoundRatios(res[dpOverlay].gbps, node.gbps) + "; no target, shown for comparison"})
 
 	for _, q := range []struct {
 		name string
@@ -267,6 +269,7 @@ func dpFigures(part *benchres.Part, res map[string]*dpResults, rounds int) {
 			// The "≥ 0.95 × node-to-node" for a figure where lower
 			// is better: node ÷ plugin ≥ 0.95, i.e. plugin ÷ node ≤ 1/0.95.
 			f.Target = &benchres.Target{Of: "ratio", Op: "<=", Limit: 1 / 0.95}
+			f.Paired = benchres.PairedRatios(res[dpPluginL].p50, node.p50)
 			f.Note = "the issue's \"≥ 0.95 × node-to-node\" for a lower-is-better figure: node ÷ plugin ≥ 0.95, " +
 				"i.e. plugin ÷ node ≤ 1/0.95 ≈ 1.053; per-round p50 ratio " + dpRoundRatios(res[dpPluginL].p50, node.p50)
 		}

@@ -199,6 +199,7 @@ func bpPart(stats map[string]map[bool]*bpStats, par int, engine string, took tim
 	part := benchres.Part{N: 2, Title: fmt.Sprintf("parallel starts (%d at once, state on disk)", par), Engine: engine, Seconds: took.Seconds()}
 	part.Add(benchres.Figure{Name: "total until all run", Label: "plugin", Value: ms(bpPct(p.totals, 50)) / 1000, Unit: "s",
 		Peer: "built-in", PeerValue: ms(bpPct(b.totals, 50)) / 1000, Samples: len(p.totals),
+		Paired: benchres.PairedRatios(benchres.Ms(p.totals), benchres.Ms(b.totals)),
 		Target: &benchres.Target{Of: "ratio", Op: "<=", Limit: 1.0}})
 	part.Add(benchres.Figure{Name: "p50 start", Label: "plugin", Value: ms(bpPct(p.lat, 50)), Unit: "ms",
 		Peer: "built-in", PeerValue: ms(bpPct(b.lat, 50)), Samples: len(p.lat)})
@@ -212,7 +213,8 @@ func bpPart(stats map[string]map[bool]*bpStats, par int, engine string, took tim
 		Target: &benchres.Target{Of: "value", Op: "<=", Limit: 0}, Note: failNote})
 	part.Add(benchres.Figure{Name: "failed starts", Label: "built-in", Value: float64(len(b.failures)), Unit: ""})
 	part.Add(benchres.Figure{Name: "removal until links gone", Label: "plugin", Value: ms(bpPct(p.linksGone, 50)) / 1000, Unit: "s",
-		Peer: "built-in", PeerValue: ms(bpPct(b.linksGone, 50)) / 1000, Samples: len(p.linksGone)})
+		Peer: "built-in", PeerValue: ms(bpPct(b.linksGone, 50)) / 1000, Samples: len(p.linksGone),
+		Paired: benchres.PairedRatios(benchres.Ms(p.linksGone), benchres.Ms(b.linksGone))})
 	for _, side := range []struct {
 		label string
 		s     *bpStats

@@ -211,6 +211,13 @@ func TestBenchSwarm(t *testing.T) {
 		}
 		downMed[label] = benchres.Median(bsSecs(g))
 	}
+	goneSecs := func(label string) []float64 {
+		var g []time.Duration
+		for _, d := range down[label] {
+			g = append(g, d.gone)
+		}
+		return bsSecs(g)
+	}
 	runMs := map[string][]float64{}
 	for _, s := range nets {
 		runMs[s.label] = benchres.Ms(run[s.label])
@@ -221,12 +228,14 @@ func TestBenchSwarm(t *testing.T) {
 		Name: fmt.Sprintf("dnsrr service 0 → %d: all tasks running", replicas), Label: "plugin",
 		Value: upMed["plugin"], Unit: "s", Peer: "overlay", PeerValue: upMed["overlay"],
 		Target: &benchres.Target{Of: "ratio", Op: "<=", Limit: 0.8}, Samples: rounds,
-		Note: "2 nodes, --stop-signal KILL; from the update call to N tasks running in the manager's task list",
+		Paired: benchres.PairedRatios(bsSecs(up["plugin"]), bsSecs(up["overlay"])),
+		Note:   "2 nodes, --stop-signal KILL; from the update call to N tasks running in the manager's task list",
 	})
 	p.Add(benchres.Figure{
 		Name: fmt.Sprintf("dnsrr service %d → 0: everything gone", replicas), Label: "plugin",
 		Value: downMed["plugin"], Unit: "s", Peer: "overlay", PeerValue: downMed["overlay"],
 		Target: &benchres.Target{Of: "ratio", Op: "<=", Limit: 0.8}, Samples: rounds,
+		Paired: benchres.PairedRatios(goneSecs("plugin"), goneSecs("overlay")),
 		Note: "no task running, no container left on either node, and for the plugin no macvlan link left " +
 			"(the overlay's bridge and vxlan stay with the network)",
 	})
@@ -234,7 +243,8 @@ func TestBenchSwarm(t *testing.T) {
 		Name: "docker run --rm … true, attachable swarm network", Label: "plugin",
 		Value: benchres.Median(runMs["plugin"]), Unit: "ms", Peer: "overlay", PeerValue: benchres.Median(runMs["overlay"]),
 		Target: &benchres.Target{Of: "ratio", Op: "<=", Limit: 0.7}, Samples: runs,
-		Note: "on the manager, CLI 20.10 wall time, the two networks interleaved",
+		Paired: benchres.PairedRatios(runMs["plugin"], runMs["overlay"]),
+		Note:   "on the manager, CLI 20.10 wall time, the two networks interleaved",
 	})
 	for _, label := range []string{"plugin", "overlay"} {
 		p.AddSeries(benchres.Series{Chart: "swarm-run", Title: "docker run --rm … true on an attachable swarm network",

@@ -97,14 +97,38 @@ type Figure struct {
 	// Samples is how many runs the median was taken over.
 	Samples int    `json:"samples,omitempty"`
 	Note    string `json:"note,omitempty"`
+	// Paired holds, when the two sides ran in the same rounds, one ratio
+	// per round (this side ÷ its peer, measured moments apart under the
+	// same background load). Ratio is then their median, which a load that
+	// drifts between rounds moves less than the ratio of the two medians.
+	Paired []float64 `json:"paired,omitempty"`
 }
 
-// Ratio is Value ÷ PeerValue, or NaN without a peer.
+// Ratio is the median of the per-round ratios when the figure has them,
+// otherwise Value ÷ PeerValue; NaN without a peer.
 func (f Figure) Ratio() float64 {
-	if f.Peer == "" || f.PeerValue == 0 {
+	if f.Peer == "" {
+		return math.NaN()
+	}
+	if len(f.Paired) > 0 {
+		return Median(f.Paired)
+	}
+	if f.PeerValue == 0 {
 		return math.NaN()
 	}
 	return f.Value / f.PeerValue
+}
+
+// PairedRatios divides a by b round by round (a[i] ÷ b[i]), for
+// Figure.Paired; rounds where either side is missing or b is 0 are left out.
+func PairedRatios(a, b []float64) []float64 {
+	var out []float64
+	for i := range min(len(a), len(b)) {
+		if b[i] != 0 && finite(a[i]) && finite(b[i]) {
+			out = append(out, a[i]/b[i])
+		}
+	}
+	return out
 }
 
 // Verdict is "met", "missed" or "" when the figure has no target.
@@ -322,15 +346,16 @@ func Num(v float64) string { return fmtNum(v) }
 // figure the run could not produce) is written as null and read back as NaN,
 // since JSON has no NaN.
 type figureJSON struct {
-	Name      string   `json:"name"`
-	Label     string   `json:"label"`
-	Value     *float64 `json:"value"`
-	Unit      string   `json:"unit"`
-	Peer      string   `json:"peer,omitempty"`
-	PeerValue *float64 `json:"peer_value,omitempty"`
-	Target    *Target  `json:"target,omitempty"`
-	Samples   int      `json:"samples,omitempty"`
-	Note      string   `json:"note,omitempty"`
+	Name      string    `json:"name"`
+	Label     string    `json:"label"`
+	Value     *float64  `json:"value"`
+	Unit      string    `json:"unit"`
+	Peer      string    `json:"peer,omitempty"`
+	PeerValue *float64  `json:"peer_value,omitempty"`
+	Target    *Target   `json:"target,omitempty"`
+	Samples   int       `json:"samples,omitempty"`
+	Note      string    `json:"note,omitempty"`
+	Paired    []float64 `json:"paired,omitempty"`
 }
 
 func toJSONNum(v float64) *float64 {
@@ -350,7 +375,7 @@ func fromJSONNum(v *float64) float64 {
 // MarshalJSON writes a missing value as null.
 func (f Figure) MarshalJSON() ([]byte, error) {
 	j := figureJSON{Name: f.Name, Label: f.Label, Value: toJSONNum(f.Value), Unit: f.Unit, Peer: f.Peer,
-		Target: f.Target, Samples: f.Samples, Note: f.Note}
+		Target: f.Target, Samples: f.Samples, Note: f.Note, Paired: PairedRatios(f.Paired, ones(len(f.Paired)))}
 	if f.Peer != "" {
 		j.PeerValue = toJSONNum(f.PeerValue)
 	}
@@ -364,9 +389,18 @@ func (f *Figure) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*f = Figure{Name: j.Name, Label: j.Label, Value: fromJSONNum(j.Value), Unit: j.Unit, Peer: j.Peer,
-		Target: j.Target, Samples: j.Samples, Note: j.Note}
+		Target: j.Target, Samples: j.Samples, Note: j.Note, Paired: j.Paired}
 	if j.Peer != "" {
 		f.PeerValue = fromJSONNum(j.PeerValue)
 	}
 	return nil
+}
+
+// ones is n ones: PairedRatios(v, ones) drops what JSON cannot hold.
+func ones(n int) []float64 {
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = 1
+	}
+	return out
 }

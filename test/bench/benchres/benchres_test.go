@@ -96,3 +96,30 @@ func TestMissingValueSurvivesTheFile(t *testing.T) {
 		t.Error("Check passed figures without values")
 	}
 }
+
+func TestPairedRatio(t *testing.T) {
+	// Load drifted between rounds: the medians' ratio says 0.9, every round
+	// says 0.97 or better.
+	f := Figure{Value: 90, Peer: "node", PeerValue: 100,
+		Paired: PairedRatios([]float64{50, 90, 130}, []float64{51, 92, 100}),
+		Target: &Target{Of: "ratio", Op: ">=", Limit: 0.95}}
+	if r := f.Ratio(); math.Abs(r-50.0/51) > 1e-9 {
+		t.Errorf("ratio %v, want the median of the rounds' ratios %v", r, 50.0/51)
+	}
+	if f.Verdict() != "met" {
+		t.Errorf("verdict %q", f.Verdict())
+	}
+	if got := PairedRatios([]float64{1, math.NaN(), 3}, []float64{2, 2, 0}); len(got) != 1 || got[0] != 0.5 {
+		t.Errorf("PairedRatios kept %v", got)
+	}
+	t.Setenv("MVS_BENCH_OUT", t.TempDir())
+	p := Part{N: 1}
+	p.Add(f)
+	if _, err := Write(p); err != nil {
+		t.Fatal(err)
+	}
+	parts, _ := ReadAll(Dir())
+	if got := parts[0].Figures[0]; len(got.Paired) != 3 || got.Ratio() != f.Ratio() {
+		t.Errorf("read back %+v", got)
+	}
+}

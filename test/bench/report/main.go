@@ -192,6 +192,7 @@ func render(parts []benchres.Part, m machineInfo, charts []string) string {
 	b.WriteString("| part | figure | measured | peer (same run) | ratio | target | verdict |\n")
 	b.WriteString("|---|---|---:|---:|---:|---|---|\n")
 	met, missed := 0, 0
+	paired := false
 	for _, p := range parts {
 		for i, f := range p.Figures {
 			part := ""
@@ -203,6 +204,10 @@ func render(parts []benchres.Part, m machineInfo, charts []string) string {
 			if f.Peer != "" {
 				peer = valueCell(f.Peer, f.PeerValue, f.Unit)
 				ratio = benchres.Num(f.Ratio()) + "×"
+				if len(f.Paired) > 0 {
+					ratio += " †"
+					paired = true
+				}
 			}
 			target, verdict := "", f.Verdict()
 			if f.Target != nil {
@@ -222,7 +227,12 @@ func render(parts []benchres.Part, m machineInfo, charts []string) string {
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", part, name, measured, peer, ratio, target, verdict)
 		}
 	}
-	fmt.Fprintf(&b, "\nTargets met: %d of %d.", met, met+missed)
+	b.WriteString("\nMeasured and peer are medians over the runs (n). ")
+	if paired {
+		b.WriteString("A ratio marked † is the median of the per-round ratios (both sides measured in the same round, moments apart), " +
+			"which a background load that drifts between rounds moves less than the ratio of the two medians; the others are measured ÷ peer. ")
+	}
+	fmt.Fprintf(&b, "Targets met: %d of %d.", met, met+missed)
 	var notes []string
 	for _, p := range parts {
 		for _, n := range p.Notes {

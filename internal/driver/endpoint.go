@@ -101,13 +101,12 @@ func (d *Driver) CreateEndpoint(req *protocol.CreateEndpointRequest) (*protocol.
 	}
 	userMAC := e.MAC != nil
 
-	d.st.mu.Lock()
-	n, ok := d.st.networks[e.NetworkID]
+	n, parent, ok := d.lockNetworkAndReadParent(e.NetworkID)
 	if !ok {
 		d.st.mu.Unlock()
 		return nil, d.unknownNetwork(e.NetworkID)
 	}
-	stale, err := d.admitEndpoint(n, e, userMAC)
+	stale, err := d.admitEndpoint(n, e, userMAC, parent)
 	staleNets := make([]*model.Network, len(stale))
 	for i, old := range stale {
 		staleNets[i] = d.st.networks[old.NetworkID]
@@ -140,8 +139,9 @@ func (d *Driver) CreateEndpoint(req *protocol.CreateEndpointRequest) (*protocol.
 // address only once it is done with the endpoint), or when the reclaim
 // signals already show its container gone; such records must not refuse a
 // container: their DeleteEndpoint was lost, the sweep would drop them soon.
-// The caller holds the state lock.
-func (d *Driver) admitEndpoint(n *model.Network, e *model.Endpoint, userMAC bool) ([]*model.Endpoint, error) {
+// The caller holds the state lock; parent is n's parent as read from the
+// kernel just before (lockNetworkAndReadParent).
+func (d *Driver) admitEndpoint(n *model.Network, e *model.Endpoint, userMAC bool, parent parentRead) ([]*model.Endpoint, error) {
 	for _, a := range []netip.Prefix{e.IPv4, e.IPv6} {
 		if a.IsValid() && !n.Contains(a.Addr()) {
 			return nil, fmt.Errorf("address %s is outside every subnet of network %s (%s): the engine's IPAM and the network disagree; remove the network and create it again", a, short(n.ID), subnets(n))
@@ -175,7 +175,7 @@ func (d *Driver) admitEndpoint(n *model.Network, e *model.Endpoint, userMAC bool
 	}
 	if !userMAC {
 		var err error
-		if e.MAC, err = d.defaultMAC(n, e); err != nil {
+		if e.MAC, err = defaultMAC(n, e, parent); err != nil {
 			return nil, err
 		}
 	}
@@ -191,7 +191,7 @@ func (d *Driver) admitEndpoint(n *model.Network, e *model.Endpoint, userMAC bool
 		}
 		return nil, fmt.Errorf("MAC address %s is already used on parent %q by endpoint %s of network %s: give the container another --mac-address, or none to get one derived from its address", e.MAC, n.Parent, short(other.ID), short(other.NetworkID))
 	}
-	if p, err := d.links.Get(n.Parent); err == nil && bytes.Equal(p.MAC, e.MAC) {
+	if parent.err == nil && bytes.Equal(parent.mac, e.MAC) {
 		return nil, fmt.Errorf("MAC address %s is parent %q's own address on %s: give the container another --mac-address, or none to get one derived from its address", e.MAC, n.Parent, d.onNode())
 	}
 	return stale, nil
@@ -203,15 +203,53 @@ func sameAddr(a, b netip.Prefix) bool { return a.IsValid() && a.Addr() == b.Addr
 // link always carries its parent's MAC (the kernel ignores a requested one),
 // so that is the one reported; had the engine been told another, it would
 // set it inside the container and so change the parent's own address.
-func (d *Driver) defaultMAC(n *model.Network, e *model.Endpoint) (net.HardwareAddr, error) {
+func defaultMAC(n *model.Network, e *model.Endpoint, parent parentRead) (net.HardwareAddr, error) {
 	if n.Mode != link.ModePassthru {
 		return endpointMAC(e.ID, e.IPv4), nil
 	}
-	p, err := d.links.Get(n.Parent)
-	if err != nil {
-		return nil, fmt.Errorf("read the MAC of passthru parent %q: %w", n.Parent, err)
+	if parent.err != nil {
+		return nil, fmt.Errorf("read the MAC of passthru parent %q: %w", n.Parent, parent.err)
 	}
-	return p.MAC, nil
+	return parent.mac, nil
+}
+
+// parentRead is a network's parent link as CreateEndpoint read it: its MAC,
+// or why it could not be read.
+type parentRead struct {
+	mac net.HardwareAddr
+	err error
+}
+
+// lockNetworkAndReadParent takes the state lock and returns the network
+// recorded as id with its parent's MAC read from the kernel, the lock held
+// (ok or not). The kernel is asked without the state lock: a netlink lookup
+// waits for the kernel's RTNL lock, which the engine holds for long
+// stretches while it sets many containers up at once, and under the state
+// lock that wait would queue every other request behind it (part 2 of
+// docs/benchmarks.md). If the network is replaced meanwhile by one on
+// another parent, it reads again (three times at most).
+func (d *Driver) lockNetworkAndReadParent(id string) (*model.Network, parentRead, bool) {
+	d.st.mu.Lock()
+	for try := 1; ; try++ {
+		n, ok := d.st.networks[id]
+		if !ok {
+			return nil, parentRead{}, false
+		}
+		name := n.Parent
+		d.st.mu.Unlock()
+		var r parentRead
+		var p link.Info
+		if p, r.err = d.links.Get(name); r.err == nil {
+			r.mac = p.MAC
+		}
+		d.st.mu.Lock()
+		if n, ok = d.st.networks[id]; !ok || n.Parent == name {
+			return n, r, ok
+		}
+		if try == 3 {
+			return n, parentRead{err: fmt.Errorf("network %s changed parent while the endpoint was being created", short(id))}, true
+		}
+	}
 }
 
 // freeLinkName is link.EndpointLinkName unless another endpoint already

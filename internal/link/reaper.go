@@ -37,6 +37,7 @@ type Reaper struct {
 
 	mu       sync.Mutex
 	pending  []doomed
+	lastTake time.Time       // when Take last handed a link out
 	inflight map[string]bool // names of the batch being reaped
 	done     *sync.Cond      // signalled when a batch ends
 	reaping  sync.Mutex      // one batch at a time
@@ -79,6 +80,17 @@ type doomed struct {
 // reaper's delay after the first retire) deletes every reusable link older
 // than this, and keeps the younger ones for the batch after.
 const ReuseGrace = 5 * time.Millisecond
+
+// While Joins are taking retired links (one was taken in the last
+// ReuseBusy), a reusable link waits up to ReuseHold instead: a Join that is
+// late by more than ReuseGrace (a garbage collection, a slow commit, a busy
+// CPU) then still finds one, and no group delete takes the kernel's RTNL
+// lock in the middle of the churn. With no Join taking links (a service
+// scaled down, nothing started) the links go after ReuseGrace as before.
+const (
+	ReuseHold = 100 * time.Millisecond
+	ReuseBusy = time.Second
+)
 
 // Retire queues the link called name for deletion and returns at once. The
 // reaper deletes it with its next batch if it still carries mark (checked on
@@ -148,6 +160,7 @@ func (r *Reaper) Take(key string) (name, mark string, ok bool) {
 	for i := len(r.pending) - 1; i >= 0; i-- {
 		if d := r.pending[i]; d.reuse == key {
 			r.pending = slices.Delete(r.pending, i, i+1)
+			r.lastTake = time.Now()
 			return d.name, d.mark, true
 		}
 	}
@@ -169,9 +182,10 @@ func (r *Reaper) loop() {
 			return
 		case <-time.After(r.delay):
 		}
-		// Reusable links retired in the last ReuseGrace may still be taken
-		// by a Join on its way: they wait for the next batch.
-		r.reap(time.Now().Add(-ReuseGrace))
+		// Reusable links retired in the last ReuseGrace (ReuseHold while
+		// Joins are taking links) may still be taken by a Join on its way:
+		// they wait for the next batch.
+		r.reap(time.Now().Add(-r.reuseWait()))
 		if r.Pending() > 0 {
 			select {
 			case r.kick <- struct{}{}:
@@ -179,6 +193,16 @@ func (r *Reaper) loop() {
 			}
 		}
 	}
+}
+
+// reuseWait is how long a reusable link waits for a Join now.
+func (r *Reaper) reuseWait() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.lastTake.IsZero() && time.Since(r.lastTake) < ReuseBusy {
+		return ReuseHold
+	}
+	return ReuseGrace
 }
 
 // Reap deletes the queued links (those offered for reuse too) and every

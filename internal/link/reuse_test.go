@@ -147,3 +147,54 @@ func TestReaperOffersRetiredLinksForReuse(t *testing.T) {
 		t.Errorf("mv1 was taken for reuse but deleted; links now %v", got)
 	}
 }
+
+// While Joins are taking links, a reusable link waits ReuseHold for the next
+// one instead of ReuseGrace: a late Join still finds it, and no batch
+// deletes it in the middle of the churn. Without a recent Take it goes after
+// ReuseGrace.
+func TestReaperHoldsReusableLinksLongerWhileJoinsTakeThem(t *testing.T) {
+	_, h := newLab(t)
+	r := link.NewReaper(h, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Millisecond, nil)
+	defer r.Stop()
+	for _, n := range []string{"mv0", "mv1", "mv2"} {
+		if err := h.AddMacvlan(link.MacvlanSpec{Name: n, Parent: parent, Mark: link.EndpointMark(n)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// No Join has taken anything: mv0 goes once older than ReuseGrace.
+	start := time.Now()
+	r.RetireReusable("mv0", link.EndpointMark("mv0"), "k")
+	for r.Pending() > 0 && time.Since(start) < 5*time.Second {
+		time.Sleep(time.Millisecond)
+	}
+	r.Reap()
+	if slices.Contains(names(t, h), "mv0") {
+		t.Fatal("mv0 was not deleted")
+	}
+	quiet := time.Since(start)
+
+	// A Join takes mv1; mv2, retired right after, waits for the next Join
+	// for ReuseHold: still there well after ReuseGrace, then gone.
+	r.RetireReusable("mv1", link.EndpointMark("mv1"), "k")
+	if name, _, ok := r.Take("k"); !ok || name != "mv1" {
+		t.Fatalf("Take = %q, %v", name, ok)
+	}
+	start = time.Now()
+	r.RetireReusable("mv2", link.EndpointMark("mv2"), "k")
+	time.Sleep(link.ReuseHold / 2)
+	if r.Pending() != 1 {
+		t.Fatalf("%v after a Take, with ReuseHold %v: %d links pending, want mv2 still offered", time.Since(start), link.ReuseHold, r.Pending())
+	}
+	for r.Pending() > 0 && time.Since(start) < 5*time.Second {
+		time.Sleep(time.Millisecond)
+	}
+	held := time.Since(start)
+	r.Reap()
+	if got := names(t, h); slices.Contains(got, "mv2") || !slices.Contains(got, "mv1") {
+		t.Fatalf("links %v: want mv2 deleted and mv1 (taken) kept", got)
+	}
+	if held < link.ReuseHold {
+		t.Errorf("mv2 went after %v, before ReuseHold (%v), though a Join had just taken a link", held, link.ReuseHold)
+	}
+	t.Logf("a reusable link waited %v with no Join taking links, %v right after one did", quiet, held)
+}

@@ -151,12 +151,14 @@ E2E_FLAGS   ?=
 # tests under the race detector, then the end-to-end benches against real
 # engines (build tag e2e: dockerd, a registry and multi-node swarms, each in
 # its own namespaces) once per engine of the matrix, ending with a table of
-# suite × engine. Without root the e2e tests and the netlink tests skip,
-# saying why.
+# suite × engine, then a smoke run of the benchmarks (one round of each part,
+# checking only that every figure is produced). Without root the e2e tests
+# and the netlink tests skip, saying why.
 test: lint plugin
 	@scripts/ensure-packages.sh
 	$(GO) test -race -count=1 ./...
 	@$(MAKE) --no-print-directory test-e2e
+	@$(MAKE) --no-print-directory bench-smoke
 
 # Only the end-to-end matrix: engines 26.1 and 28.5 are fetched into
 # /var/cache/mvs-engines first when missing (scripts/ensure-engines.sh);

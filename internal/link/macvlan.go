@@ -47,6 +47,34 @@ func modeName(m netlink.MacvlanMode) Mode {
 // container's namespace and brings it up there, and a link that is up on the
 // host for a moment could already take traffic meant for the container.
 //
+// check validates what AddMacvlan and Rearm both need of a spec (name, mode,
+// MTU, MAC when given, mark) and returns the kernel's macvlan mode.
+func (spec MacvlanSpec) check() (netlink.MacvlanMode, error) {
+	if err := CheckName(spec.Name); err != nil {
+		return 0, err
+	}
+	mode := spec.Mode
+	if mode == "" {
+		mode = ModeBridge
+	}
+	km, ok := kernelModes[mode]
+	if !ok {
+		return 0, fmt.Errorf("unknown mode %q", spec.Mode)
+	}
+	if spec.MTU < 0 {
+		return 0, fmt.Errorf("invalid mtu %d (0 means the parent's)", spec.MTU)
+	}
+	if spec.MAC != nil {
+		if err := CheckMAC(spec.MAC); err != nil {
+			return 0, err
+		}
+	}
+	if spec.Mark == "" {
+		return 0, errors.New("no ownership mark: every link macvlan-swarm makes carries one")
+	}
+	return km, nil
+}
+
 // The kernel ignores IFLA_IFALIAS in a create request (checked on this
 // project's kernel), so the mark is a second request; if it fails the link
 // is deleted again. A crash between the two leaves an unmarked link whose
@@ -56,34 +84,15 @@ func (h *Handle) AddMacvlan(spec MacvlanSpec) error {
 	wrap := func(err error) error {
 		return fmt.Errorf("create macvlan %q on %q: %w", spec.Name, spec.Parent, err)
 	}
-	if err := CheckName(spec.Name); err != nil {
+	km, err := spec.check()
+	if err != nil {
 		return wrap(err)
-	}
-	mode := spec.Mode
-	if mode == "" {
-		mode = ModeBridge
-	}
-	km, ok := kernelModes[mode]
-	if !ok {
-		return wrap(fmt.Errorf("unknown mode %q", spec.Mode))
-	}
-	if spec.MTU < 0 {
-		return wrap(fmt.Errorf("invalid mtu %d (0 means the parent's)", spec.MTU))
-	}
-	if spec.MAC != nil {
-		if err := CheckMAC(spec.MAC); err != nil {
-			return wrap(err)
-		}
-	}
-	if spec.Mark == "" {
-		return wrap(errors.New("no ownership mark: every link macvlan-swarm makes carries one"))
 	}
 
 	parent, err := h.parent(spec.Parent)
 	if err != nil {
 		return wrap(err)
 	}
-
 	// NewLinkAttrs, not a zero LinkAttrs: its TxQLen of -1 means "kernel
 	// default", whereas 0 would ask for an empty transmit queue.
 	attrs := netlink.NewLinkAttrs()

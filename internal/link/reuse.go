@@ -1,6 +1,7 @@
 package link
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -41,26 +42,14 @@ func (h *Handle) Rearm(name, mark string, spec MacvlanSpec) error {
 	wrap := func(err error) error {
 		return fmt.Errorf("reuse link %q as %q on %q: %w", name, spec.Name, spec.Parent, err)
 	}
-	if err := CheckName(spec.Name); err != nil {
-		return wrap(err)
-	}
-	mode := spec.Mode
-	if mode == "" {
-		mode = ModeBridge
-	}
-	km, ok := kernelModes[mode]
+	km, err := spec.check()
 	switch {
-	case !ok:
-		return wrap(fmt.Errorf("unknown mode %q", spec.Mode))
-	case spec.MTU < 0:
-		return wrap(fmt.Errorf("invalid mtu %d (0 means the parent's)", spec.MTU))
+	case err != nil:
+		return wrap(err)
 	case spec.MAC == nil:
 		return wrap(errors.New("no MAC: a re-armed link keeps its old one otherwise"))
-	case spec.Mark == "" || mark == "":
-		return wrap(errors.New("no ownership mark"))
-	}
-	if err := CheckMAC(spec.MAC); err != nil {
-		return wrap(err)
+	case mark == "":
+		return wrap(errors.New("no ownership mark to check on the retired link"))
 	}
 	l, err := h.byName(name)
 	if err != nil {
@@ -72,7 +61,7 @@ func (h *Handle) Rearm(name, mark string, spec MacvlanSpec) error {
 	case a.Alias != mark:
 		return wrap(fmt.Errorf("%w: it carries %q, not its mark", ErrNotReusable, a.Alias))
 	case !isMacvlan || mv.Mode != km:
-		return wrap(fmt.Errorf("%w: a %s link, not a %s macvlan", ErrNotReusable, l.Type(), mode))
+		return wrap(fmt.Errorf("%w: a %s link, not a %s macvlan", ErrNotReusable, l.Type(), cmp.Or(spec.Mode, ModeBridge)))
 	case a.Flags&net.FlagUp != 0:
 		return wrap(fmt.Errorf("%w: it is up", ErrNotReusable))
 	}

@@ -106,14 +106,7 @@ func TestRearmReusesALinkInPlace(t *testing.T) {
 // deletes it; the batch deletes only links older than ReuseGrace, Reap
 // (and Stop) all of them.
 func TestReaperOffersRetiredLinksForReuse(t *testing.T) {
-	_, h := newLab(t)
-	r := link.NewReaper(h, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Millisecond, nil)
-	defer r.Stop()
-	for _, n := range []string{"mv0", "mv1", "mv2"} {
-		if err := h.AddMacvlan(link.MacvlanSpec{Name: n, Parent: parent, Mark: link.EndpointMark(n)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h, r := reaperWithLinks(t, "mv0", "mv1", "mv2")
 	if _, _, ok := r.Take("par0 bridge"); ok {
 		t.Fatal("Take on an empty queue handed something out")
 	}
@@ -153,14 +146,7 @@ func TestReaperOffersRetiredLinksForReuse(t *testing.T) {
 // deletes it in the middle of the churn. Without a recent Take it goes after
 // ReuseGrace.
 func TestReaperHoldsReusableLinksLongerWhileJoinsTakeThem(t *testing.T) {
-	_, h := newLab(t)
-	r := link.NewReaper(h, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Millisecond, nil)
-	defer r.Stop()
-	for _, n := range []string{"mv0", "mv1", "mv2"} {
-		if err := h.AddMacvlan(link.MacvlanSpec{Name: n, Parent: parent, Mark: link.EndpointMark(n)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h, r := reaperWithLinks(t, "mv0", "mv1", "mv2")
 	// No Join has taken anything: mv0 goes once older than ReuseGrace.
 	start := time.Now()
 	r.RetireReusable("mv0", link.EndpointMark("mv0"), "k")
@@ -197,4 +183,19 @@ func TestReaperHoldsReusableLinksLongerWhileJoinsTakeThem(t *testing.T) {
 		t.Errorf("mv2 went after %v, before ReuseHold (%v), though a Join had just taken a link", held, link.ReuseHold)
 	}
 	t.Logf("a reusable link waited %v with no Join taking links, %v right after one did", quiet, held)
+}
+
+// reaperWithLinks is a lab with a reaper of 1 ms batches and macvlan links
+// of ours on its parent, one per name.
+func reaperWithLinks(t *testing.T, names ...string) (*link.Handle, *link.Reaper) {
+	t.Helper()
+	_, h := newLab(t)
+	r := link.NewReaper(h, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Millisecond, nil)
+	t.Cleanup(r.Stop)
+	for _, n := range names {
+		if err := h.AddMacvlan(link.MacvlanSpec{Name: n, Parent: parent, Mark: link.EndpointMark(n)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return h, r
 }

@@ -151,9 +151,11 @@ func (d *Driver) admitEndpoint(n *model.Network, e *model.Endpoint, userMAC bool
 	// that costs a comparison. The reclaim signals (a stat() each) are read
 	// only for the records that stand in e's way.
 	var stale []*model.Endpoint
-	for _, other := range d.st.endpointsOf(n.ID) {
-		if other.ID != e.ID && (sameAddr(other.IPv4, e.IPv4) || sameAddr(other.IPv6, e.IPv6)) {
-			stale = append(stale, other)
+	for _, a := range []netip.Prefix{e.IPv4, e.IPv6} {
+		for _, other := range d.st.endpointsAt(n.ID, a) {
+			if other.ID != e.ID && !slices.Contains(stale, other) {
+				stale = append(stale, other)
+			}
 		}
 	}
 	givesWay := func(other *model.Endpoint) bool {
@@ -182,8 +184,8 @@ func (d *Driver) admitEndpoint(n *model.Network, e *model.Endpoint, userMAC bool
 	if n.Mode == link.ModePassthru {
 		return stale, nil
 	}
-	for _, other := range d.st.endpoints {
-		if other.ID == e.ID || !bytes.Equal(other.MAC, e.MAC) {
+	for _, other := range d.st.endpointsWithMAC(e.MAC) {
+		if other.ID == e.ID {
 			continue
 		}
 		if on := d.st.networks[other.NetworkID]; on == nil || on.Parent != n.Parent || givesWay(other) {
@@ -196,8 +198,6 @@ func (d *Driver) admitEndpoint(n *model.Network, e *model.Endpoint, userMAC bool
 	}
 	return stale, nil
 }
-
-func sameAddr(a, b netip.Prefix) bool { return a.IsValid() && a.Addr() == b.Addr() }
 
 // defaultMAC picks the MAC of an endpoint whose user gave none. A passthru
 // link always carries its parent's MAC (the kernel ignores a requested one),
@@ -258,8 +258,8 @@ func (d *Driver) lockNetworkAndReadParent(id string) (*model.Network, parentRead
 // other's link. The caller holds the state lock.
 func (d *Driver) freeLinkName(endpointID string) string {
 	name := link.EndpointLinkName(endpointID)
-	for _, e := range d.st.endpoints {
-		if e.Link == name && e.ID != endpointID {
+	for _, e := range d.st.endpointsWithLink(name) {
+		if e.ID != endpointID {
 			return link.HashedLinkName(endpointID)
 		}
 	}

@@ -54,7 +54,7 @@ func (d *Driver) restore() ([]link.Info, error) {
 			repair.DeleteEndpoints = append(repair.DeleteEndpoints, e.ID)
 			continue
 		}
-		d.st.endpoints[e.ID] = e
+		d.st.setEndpoint(e)
 	}
 	if err := d.st.commit(repair); err != nil {
 		return nil, fmt.Errorf("drop damaged records and endpoints of removed networks: %w", err)

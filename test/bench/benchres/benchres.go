@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -171,6 +172,7 @@ type Part struct {
 	Title   string    `json:"title"`
 	Mode    Mode      `json:"mode"`
 	Engine  string    `json:"engine,omitempty"` // the engine's version, for parts that use one
+	Commit  string    `json:"commit,omitempty"` // git describe of the tree measured, set by Write
 	When    time.Time `json:"when"`
 	Seconds float64   `json:"seconds"` // how long the part took
 	Figures []Figure  `json:"figures"`
@@ -219,6 +221,9 @@ func Write(p Part) (string, error) {
 	if p.When.IsZero() {
 		p.When = time.Now().UTC()
 	}
+	if p.Commit == "" {
+		p.Commit = describe()
+	}
 	dir := Dir()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
@@ -233,6 +238,16 @@ func Write(p Part) (string, error) {
 		return "", err
 	}
 	return path, os.Rename(tmp, path)
+}
+
+// describe is `git describe --tags --always --dirty` of the working
+// directory's tree, or "" outside one.
+func describe() string {
+	out, err := exec.Command("git", "describe", "--tags", "--always", "--dirty").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // ReadAll reads every part<N>.json in dir, in part order.

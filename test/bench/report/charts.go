@@ -53,7 +53,9 @@ func drawCharts(parts []benchres.Part, dir string) ([]string, error) {
 			return nil, fmt.Errorf("chart %s: %w", c.name, err)
 		}
 		file := filepath.Join(dir, c.name+".png")
-		if err := p.Save(7*vg.Inch, 4*vg.Inch, file); err != nil {
+		// Wider with more series, so that their labels do not run together.
+		width := vg.Length(max(7, 1.3*float64(len(c.series)))) * vg.Inch
+		if err := p.Save(width, 4*vg.Inch, file); err != nil {
 			return nil, fmt.Errorf("chart %s: %w", c.name, err)
 		}
 		files = append(files, file)

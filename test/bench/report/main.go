@@ -65,6 +65,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "report: no part<N>.json in %s: run `make bench` (or a bench test with MVS_BENCH=smoke|full) first\n", *in)
 		return 1
 	}
+	// The machine and the commit are read before the charts are drawn: a
+	// chart written into the tree would make the commit look dirty.
+	host := machine()
 	var chartFiles []string
 	if *charts != "" {
 		chartFiles, err = drawCharts(parts, *charts)
@@ -73,7 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	md := render(parts, machine(), chartLinks(*docs, chartFiles))
+	md := render(parts, host, chartLinks(*docs, chartFiles))
 	fmt.Fprint(stdout, md)
 	if *docs != "" {
 		if err := replaceSection(*docs, md); err != nil {
@@ -161,12 +164,15 @@ func machine() machineInfo {
 // render is the markdown that goes between the markers (and to stdout).
 func render(parts []benchres.Part, m machineInfo, charts []string) string {
 	var b strings.Builder
-	var engines, modes []string
+	var engines, modes, commits []string
 	var first, last time.Time
 	total := 0.0
 	for _, p := range parts {
 		if p.Engine != "" && !slices.Contains(engines, p.Engine) {
 			engines = append(engines, p.Engine)
+		}
+		if p.Commit != "" && !slices.Contains(commits, p.Commit) {
+			commits = append(commits, p.Commit)
 		}
 		if !slices.Contains(modes, string(p.Mode)) {
 			modes = append(modes, string(p.Mode))
@@ -180,7 +186,10 @@ func render(parts []benchres.Part, m machineInfo, charts []string) string {
 		total += p.Seconds
 	}
 	fmt.Fprintf(&b, "Run of %s (%s run", first.UTC().Format("2006-01-02 15:04 MST"), strings.Join(modes, "+"))
-	if m.commit != "" {
+	switch {
+	case len(commits) > 0:
+		fmt.Fprintf(&b, ", commit `%s`", strings.Join(commits, "`, `"))
+	case m.commit != "":
 		fmt.Fprintf(&b, ", commit `%s`", m.commit)
 	}
 	fmt.Fprintf(&b, "), %.0f s of measuring in all.\n", total)

@@ -284,7 +284,7 @@ func dpBuildTool(t *testing.T) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		goBin = "/usr/local/go/bin/go" // where .ci/run finds it too
 	}
 	out := filepath.Join(t.TempDir(), "nettool")
 	cmd := exec.Command(goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./test/lab/nettool")

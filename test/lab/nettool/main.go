@@ -95,13 +95,14 @@ func cmdServe(args []string) error {
 		ln.Close()
 	}()
 	fmt.Fprintf(os.Stderr, "nettool: serving on %s\n", ln.Addr())
-	if err := serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+	if err := serve(ln); !errors.Is(err, net.ErrClosed) {
 		return err
 	}
 	return nil
 }
 
-// serve accepts connections until ln is closed, each on its own goroutine.
+// serve accepts connections until ln is closed, each on its own goroutine,
+// and returns the error that ended it (net.ErrClosed once ln is closed).
 func serve(ln net.Listener) error {
 	for {
 		c, err := ln.Accept()

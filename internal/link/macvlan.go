@@ -42,11 +42,6 @@ func modeName(m netlink.MacvlanMode) Mode {
 	return Mode(fmt.Sprintf("unknown(%d)", m))
 }
 
-// AddMacvlan creates a macvlan link on spec.Parent and gives it spec.Mark.
-// The link is left administratively down: the engine moves it into the
-// container's namespace and brings it up there, and a link that is up on the
-// host for a moment could already take traffic meant for the container.
-//
 // check validates what AddMacvlan and Rearm both need of a spec (name, mode,
 // MTU, MAC when given, mark) and returns the kernel's macvlan mode.
 func (spec MacvlanSpec) check() (netlink.MacvlanMode, error) {
@@ -75,6 +70,11 @@ func (spec MacvlanSpec) check() (netlink.MacvlanMode, error) {
 	return km, nil
 }
 
+// AddMacvlan creates a macvlan link on spec.Parent and gives it spec.Mark.
+// The link is left administratively down: the engine moves it into the
+// container's namespace and brings it up there, and a link that is up on the
+// host for a moment could already take traffic meant for the container.
+//
 // The kernel ignores IFLA_IFALIAS in a create request (checked on this
 // project's kernel), so the mark is a second request; if it fails the link
 // is deleted again. A crash between the two leaves an unmarked link whose

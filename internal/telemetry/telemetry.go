@@ -117,8 +117,8 @@ type driverCollector struct{ read func() driver.Counters }
 var (
 	descNetworks = prometheus.NewDesc(namespace+"_networks", "Networks the plugin holds on this node.", nil, nil)
 	descEndpoint = prometheus.NewDesc(namespace+"_endpoints", "Endpoints the plugin holds on this node.", nil, nil)
-	descCreated  = prometheus.NewDesc(namespace+"_host_links_created_total", "Container host links created.", nil, nil)
-	descDeleted  = prometheus.NewDesc(namespace+"_host_links_deleted_total", "Container host links deleted (by the reaper and directly).", nil, nil)
+	descCreated  = prometheus.NewDesc(namespace+"_host_links_created_total", "Container host links given to an endpoint: created, or a retired link re-armed for it.", nil, nil)
+	descDeleted  = prometheus.NewDesc(namespace+"_host_links_deleted_total", "Container host links done with: deleted (by the reaper and directly), or re-armed for another endpoint.", nil, nil)
 	descPending  = prometheus.NewDesc(namespace+"_host_links_pending", "Host links queued for the reaper's next batch.", nil, nil)
 	descRestore  = prometheus.NewDesc(namespace+"_restore_duration_seconds", "Time the start-up restore of saved state took.", nil, nil)
 )

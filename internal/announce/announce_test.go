@@ -23,6 +23,7 @@ import (
 	"github.com/mdlayher/packet"
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/announce"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/announce/announcetest"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link/linktest"
 )
 
@@ -73,17 +74,6 @@ func ip(t *testing.T, l *linktest.Lab, args ...string) string {
 		t.Fatalf("ip -n %s %s: %v: %s", l.Name(), strings.Join(args, " "), err, out)
 	}
 	return string(out)
-}
-
-// listenIn opens the announcer's sockets in the node namespace.
-func listenIn(l *linktest.Lab) announce.ListenFunc {
-	return func(ifname string, proto uint16) (c *packet.Conn, err error) {
-		err = linktest.RunIn(l.Name(), func() error {
-			c, err = announce.ListenHost(ifname, proto)
-			return err
-		})
-		return c, err
-	}
 }
 
 // capture collects the frames from ctrMAC that reach the LAN end.
@@ -143,7 +133,7 @@ func TestAnnounceSendsGratuitousARPAndNA(t *testing.T) {
 	ip(t, p.lan, "neigh", "replace", ctrV6.String(), "lladdr", "02:00:00:00:00:99", "dev", p.peer, "nud", "stale")
 	cp := p.capture(t)
 
-	a := announce.New(listenIn(p.node), nil)
+	a := announce.New(announcetest.ListenIn(p.node), nil)
 	defer a.Close()
 	const rounds = 3
 	a.Start(announce.Target{Parent: parent, MAC: ctrMAC, IPv4: ctrV4, IPv6: ctrV6}, rounds, 100*time.Millisecond)
@@ -236,7 +226,7 @@ func checkNA(t *testing.T, eth *ethernet.Frame) {
 func TestAnnounceWaitsForTheLinkToMove(t *testing.T) {
 	p := newPair(t)
 	cp := p.capture(t)
-	a := announce.New(listenIn(p.node), nil)
+	a := announce.New(announcetest.ListenIn(p.node), nil)
 	defer a.Close()
 	var moved atomic.Bool
 	a.Start(announce.Target{Parent: parent, MAC: ctrMAC, IPv4: ctrV4, Moved: moved.Load}, 1, 100*time.Millisecond)
@@ -252,7 +242,7 @@ func TestAnnounceWaitsForTheLinkToMove(t *testing.T) {
 func TestCloseStopsAnnouncements(t *testing.T) {
 	p := newPair(t)
 	cp := p.capture(t)
-	a := announce.New(listenIn(p.node), nil)
+	a := announce.New(announcetest.ListenIn(p.node), nil)
 	a.Start(announce.Target{Parent: parent, MAC: ctrMAC, IPv4: ctrV4}, 3, 500*time.Millisecond)
 	if f := cp.next(5 * time.Second); f == nil {
 		t.Fatal("no first announcement")
@@ -266,7 +256,7 @@ func TestCloseStopsAnnouncements(t *testing.T) {
 func TestStartAfterCloseSendsNothing(t *testing.T) {
 	p := newPair(t)
 	cp := p.capture(t)
-	a := announce.New(listenIn(p.node), nil)
+	a := announce.New(announcetest.ListenIn(p.node), nil)
 	a.Close()
 	a.Start(announce.Target{Parent: parent, MAC: ctrMAC, IPv4: ctrV4}, 3, 100*time.Millisecond)
 	a.Close()
@@ -277,7 +267,7 @@ func TestStartAfterCloseSendsNothing(t *testing.T) {
 
 func TestAnnounceFailureIsNotFatal(t *testing.T) {
 	p := newPair(t)
-	a := announce.New(listenIn(p.node), nil)
+	a := announce.New(announcetest.ListenIn(p.node), nil)
 	// No such parent: logged, and Close still returns.
 	a.Start(announce.Target{Parent: "nosuch0", MAC: ctrMAC, IPv4: ctrV4}, 3, 100*time.Millisecond)
 	a.Close()
@@ -285,7 +275,7 @@ func TestAnnounceFailureIsNotFatal(t *testing.T) {
 
 func TestCheckFindsAForeignHolder(t *testing.T) {
 	p := newPair(t)
-	a := announce.New(listenIn(p.node), nil)
+	a := announce.New(announcetest.ListenIn(p.node), nil)
 	defer a.Close()
 	for _, tc := range []struct {
 		name string
@@ -318,7 +308,7 @@ func TestCheckFindsAForeignHolder(t *testing.T) {
 
 func TestCheckFreeAddress(t *testing.T) {
 	p := newPair(t)
-	a := announce.New(listenIn(p.node), nil)
+	a := announce.New(announcetest.ListenIn(p.node), nil)
 	defer a.Close()
 	cp := p.capture(t)
 	if err := a.Check(context.Background(), announce.Target{Parent: parent, MAC: ctrMAC, IPv4: ctrV4, IPv6: ctrV6}, 150*time.Millisecond); err != nil {
@@ -372,7 +362,7 @@ func BenchmarkCheck(b *testing.B) {
 	node.Veth(b, parent, 0)
 	node.MoveTo(b, linktest.PeerName(parent), lan)
 	lan.SetUp(b, linktest.PeerName(parent))
-	a := announce.New(listenIn(node), nil)
+	a := announce.New(announcetest.ListenIn(node), nil)
 	defer a.Close()
 	for _, timeout := range []time.Duration{announce.MinCheckTimeout, 100 * time.Millisecond, announce.DefaultCheckTimeout} {
 		b.Run(timeout.String(), func(b *testing.B) {

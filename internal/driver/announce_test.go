@@ -14,22 +14,10 @@ import (
 
 	"github.com/mdlayher/packet"
 
-	"github.com/macvlan-swarm/macvlan-swarm/internal/announce"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link/linktest"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol/wiretest"
 )
-
-// listenIn opens the announcer's packet sockets in the lab namespace.
-func listenIn(l *linktest.Lab) announce.ListenFunc {
-	return func(ifname string, proto uint16) (c *packet.Conn, err error) {
-		err = linktest.RunIn(l.Name(), func() error {
-			c, err = announce.ListenHost(ifname, proto)
-			return err
-		})
-		return c, err
-	}
-}
 
 // lanSide moves eth0's peer into a namespace of its own, up, with the
 // given addresses, and returns that namespace and the peer's MAC.

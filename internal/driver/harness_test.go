@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/announce"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/announce/announcetest"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/driver"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link/linktest"
@@ -154,7 +155,7 @@ func (b *bench) start(t testing.TB) {
 	}
 	cfg := driver.Config{Links: b.links, Store: st, ReapDelay: b.delay, Log: testLog(), Reclaim: b.reclaim, HostAddresses: b.hostAddrs}
 	if b.announce {
-		cfg.Announce = announce.New(listenIn(b.lab), testLog())
+		cfg.Announce = announce.New(announcetest.ListenIn(b.lab), testLog())
 	}
 	d, err := driver.New(cfg)
 	if err != nil {

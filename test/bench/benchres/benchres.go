@@ -390,7 +390,7 @@ func fromJSONNum(v *float64) float64 {
 // MarshalJSON writes a missing value as null.
 func (f Figure) MarshalJSON() ([]byte, error) {
 	j := figureJSON{Name: f.Name, Label: f.Label, Value: toJSONNum(f.Value), Unit: f.Unit, Peer: f.Peer,
-		Target: f.Target, Samples: f.Samples, Note: f.Note, Paired: PairedRatios(f.Paired, ones(len(f.Paired)))}
+		Target: f.Target, Samples: f.Samples, Note: f.Note, Paired: Finite(f.Paired)}
 	if f.Peer != "" {
 		j.PeerValue = toJSONNum(f.PeerValue)
 	}
@@ -411,11 +411,14 @@ func (f *Figure) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// ones is n ones: PairedRatios(v, ones) drops what JSON cannot hold.
-func ones(n int) []float64 {
-	out := make([]float64, n)
-	for i := range out {
-		out[i] = 1
+// Finite drops the values that are not finite numbers (NaN, ±Inf): what JSON
+// cannot hold, and what a chart cannot draw.
+func Finite(v []float64) []float64 {
+	var out []float64
+	for _, x := range v {
+		if finite(x) {
+			out = append(out, x)
+		}
 	}
 	return out
 }

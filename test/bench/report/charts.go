@@ -74,7 +74,7 @@ func drawChart(series []benchres.Series) (*plot.Plot, error) {
 	var names []string
 	width := vg.Points(30)
 	for i, s := range series {
-		vals := finite(s.Value)
+		vals := benchres.Finite(s.Value)
 		if len(vals) == 0 {
 			return nil, fmt.Errorf("series %q has no values", s.Label)
 		}

@@ -18,7 +18,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -326,15 +325,4 @@ func replaceSection(path, md string) error {
 		return err
 	}
 	return os.Rename(tmp, path)
-}
-
-// finite drops what cannot be drawn.
-func finite(v []float64) []float64 {
-	out := make([]float64, 0, len(v))
-	for _, x := range v {
-		if !math.IsNaN(x) && !math.IsInf(x, 0) {
-			out = append(out, x)
-		}
-	}
-	return out
 }

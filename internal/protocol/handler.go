@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 )
 
@@ -21,12 +22,15 @@ const ContentType = "application/vnd.docker.plugins.v1+json"
 // bytes; the bound only protects the plugin from a runaway client.
 const MaxRequestBytes = 1 << 20
 
-// pluginInterface is what /Plugin.Activate says this plugin implements.
-const pluginInterface = "NetworkDriver"
+// The interfaces /Plugin.Activate can name.
+const (
+	networkInterface = "NetworkDriver"
+	ipamInterface    = "IpamDriver"
+)
 
 // NewHandler returns the HTTP side of the protocol: POST /Plugin.Activate and
 // POST /NetworkDriver.<Method> for every Driver method, and what the options
-// add. Every response, error or not, is a JSON object; errors are
+// add (/IpamDriver.<Method> with WithIPAM). Every response, error or not, is a JSON object; errors are
 // {"Err": "..."}. A panic in the driver is turned into a 500 so one bug
 // cannot take the plugin down. A nil log means slog.Default().
 func NewHandler(d Driver, log *slog.Logger, opts ...Option) http.Handler {
@@ -38,7 +42,11 @@ func NewHandler(d Driver, log *slog.Logger, opts ...Option) http.Handler {
 		o(h)
 	}
 
-	route(h, "Plugin", "Activate", noRequest(activate))
+	h.implements = []string{networkInterface}
+	if h.ipam != nil {
+		h.implements = append(h.implements, ipamInterface)
+	}
+	route(h, "Plugin", "Activate", noRequest(h.activate))
 
 	route(h, "NetworkDriver", "GetCapabilities", noRequest(d.GetCapabilities))
 	route(h, "NetworkDriver", "AllocateNetwork", d.AllocateNetwork)
@@ -55,6 +63,15 @@ func NewHandler(d Driver, log *slog.Logger, opts ...Option) http.Handler {
 	route(h, "NetworkDriver", "DiscoverNew", errOnly(d.DiscoverNew))
 	route(h, "NetworkDriver", "DiscoverDelete", errOnly(d.DiscoverDelete))
 	route(h, "NetworkDriver", "GwAllocCheck", d.GwAllocCheck)
+
+	if a := h.ipam; a != nil {
+		route(h, "IpamDriver", "GetCapabilities", noRequest(a.GetIPAMCapabilities))
+		route(h, "IpamDriver", "GetDefaultAddressSpaces", noRequest(a.GetDefaultAddressSpaces))
+		route(h, "IpamDriver", "RequestPool", a.RequestPool)
+		route(h, "IpamDriver", "ReleasePool", errOnly(a.ReleasePool))
+		route(h, "IpamDriver", "RequestAddress", a.RequestAddress)
+		route(h, "IpamDriver", "ReleaseAddress", errOnly(a.ReleaseAddress))
+	}
 
 	// GET /status: what the plugin holds, for operators and tests, when it
 	// was given a status. The socket is the only listener, so only root on
@@ -78,11 +95,13 @@ func NewHandler(d Driver, log *slog.Logger, opts ...Option) http.Handler {
 
 // handler holds what every route shares.
 type handler struct {
-	mux     *http.ServeMux
-	log     *slog.Logger
-	known   map[string]bool // paths with a POST route, for telling 405 from 404
-	status  func() any
-	observe func(Served)
+	mux        *http.ServeMux
+	log        *slog.Logger
+	known      map[string]bool // paths with a POST route, for telling 405 from 404
+	status     func() any
+	observe    func(Served)
+	ipam       IPAM
+	implements []string // what /Plugin.Activate names
 }
 
 // Option adds to what a handler serves or reports.
@@ -91,6 +110,12 @@ type Option func(*handler)
 // WithStatus serves GET /status: status() encoded as JSON.
 func WithStatus(status func() any) Option {
 	return func(h *handler) { h.status = status }
+}
+
+// WithIPAM also serves the IPAM protocol (docker.ipamdriver/1.0) on the
+// same socket, and /Plugin.Activate names it.
+func WithIPAM(a IPAM) Option {
+	return func(h *handler) { h.ipam = a }
 }
 
 // WithObserver has observe told of every protocol request once it is
@@ -119,15 +144,22 @@ func (h *handler) add(iface, method string, call http.Handler) {
 }
 
 // route registers POST /<iface>.<method>, served by the generic decode →
-// call → encode helper.
+// call → encode helper. Logs and metrics name network-driver and plugin
+// methods bare ("Join") and IPAM methods with their interface
+// ("IpamDriver.RequestAddress"): both interfaces have a GetCapabilities.
 func route[Req, Resp any](h *handler, iface, method string, call func(*Req) (Resp, error)) {
-	h.add(iface, method, serve(h, method, call))
+	label := method
+	if iface == ipamInterface {
+		label = iface + "." + method
+	}
+	h.add(iface, method, serve(h, label, call))
 }
 
 // activate answers /Plugin.Activate, which legacy plugins are sent and
-// managed ones are not; answering it costs nothing.
-func activate() (*ActivateResponse, error) {
-	return &ActivateResponse{Implements: []string{pluginInterface}}, nil
+// managed ones are not (their config.json names the interfaces); answering it
+// costs nothing.
+func (h *handler) activate() (*ActivateResponse, error) {
+	return &ActivateResponse{Implements: h.implements}, nil
 }
 
 // noRequest adapts a call that takes no request (its body is empty).
@@ -153,6 +185,8 @@ type errorResponse struct {
 type requestIDs struct {
 	NetworkID  string
 	EndpointID string
+	PoolID     string // IPAM requests
+	Address    string
 }
 
 // serve is the one decode → call → encode helper behind every route.
@@ -169,6 +203,12 @@ func serve[Req, Resp any](h *handler, method string, call func(*Req) (Resp, erro
 		}
 		if ids.EndpointID != "" {
 			log = log.With("ep", ids.EndpointID)
+		}
+		if ids.PoolID != "" {
+			log = log.With("pool", ids.PoolID)
+		}
+		if ids.Address != "" {
+			log = log.With("addr", ids.Address)
 		}
 		failed := func(status int, msg string) {
 			fail(w, log.With("dur", time.Since(start)), status, msg)
@@ -285,5 +325,5 @@ func (h *handler) unrouted(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fail(w, log, http.StatusNotFound,
-		fmt.Sprintf("unknown method %s; this plugin implements %s", r.URL.Path, pluginInterface))
+		fmt.Sprintf("unknown method %s; this plugin implements %s", r.URL.Path, strings.Join(h.implements, " and ")))
 }

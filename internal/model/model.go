@@ -141,3 +141,31 @@ func ParseAddress(s string, v6 bool) (netip.Prefix, error) {
 	}
 	return p, nil
 }
+
+// IPAMPool is one pool the plugin's address manager handed to an engine
+// (RequestPool). The engine keeps ID and sends it with every address
+// request; one engine may hold several pools of the same subnet (a swarm
+// manager's allocator and the node's own networks each ask for one).
+type IPAMPool struct {
+	ID    string
+	Space string       // the address space the engine asked in
+	Pool  netip.Prefix // the network's subnet, masked
+	// Range is where addresses are handed out from when none is asked for:
+	// the network's --ip-range, or Pool when none was given.
+	Range netip.Prefix
+	// Last is the address the next search for a free address starts after:
+	// the last one picked, or one asked for by name inside Range above it.
+	// Invalid before the first.
+	Last    netip.Addr
+	Created time.Time
+	// Used holds the addresses given out and not yet given back.
+	Used map[netip.Addr]struct{}
+}
+
+// IPAMRelease is when an address of a subnet was last given back, on this
+// node, by any pool of that subnet (in any address space).
+type IPAMRelease struct {
+	Pool netip.Prefix
+	Addr netip.Addr
+	At   time.Time
+}

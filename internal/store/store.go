@@ -53,7 +53,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open state file %q: %w (is another copy of the plugin running on the same state directory?)", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketNetworks, bucketEndpoints} {
+		for _, b := range [][]byte{bucketMeta, bucketNetworks, bucketEndpoints, bucketIPAMPools, bucketIPAMUsed, bucketIPAMReleased} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

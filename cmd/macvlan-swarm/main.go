@@ -20,6 +20,7 @@ import (
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/announce"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/driver"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/ipam"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/store"
@@ -150,6 +151,11 @@ func run(args []string) error {
 		return err
 	}
 	defer d.Close()
+	addrs, err := ipam.New(ipam.Config{Store: st, Log: log.With("part", "ipam")})
+	if err != nil {
+		l.Close()
+		return err
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -158,9 +164,9 @@ func run(args []string) error {
 	}
 	status := func() any {
 		return report{Version: version.Version, Started: started.UTC(), UptimeSeconds: time.Since(started).Seconds(),
-			Settings: s.shown(), Status: d.Status(), Errors: rec.Errors()}
+			Settings: s.shown(), Status: d.Status(), IPAM: addrs.Status(), Errors: rec.Errors()}
 	}
-	err = protocol.Serve(ctx, l, protocol.NewHandler(d, log, protocol.WithStatus(status), protocol.WithObserver(rec.Observe)))
+	err = protocol.Serve(ctx, l, protocol.NewHandler(d, log, protocol.WithIPAM(addrs), protocol.WithStatus(status), protocol.WithObserver(rec.Observe)))
 	log.Info("macvlan-swarm stopping")
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/driver"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/ipam"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/telemetry"
 )
 
@@ -17,5 +18,6 @@ type report struct {
 	UptimeSeconds float64           `json:"uptime_seconds"`
 	Settings      map[string]string `json:"settings"`
 	driver.Status
+	IPAM   ipam.Status            `json:"ipam"`
 	Errors []telemetry.ErrorEntry `json:"errors"`
 }

@@ -211,6 +211,15 @@ func printReport(out io.Writer, r report, path string) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortID(e.ID), shortID(e.Network), orDash(e.IPv4), orDash(e.IPv6), e.MAC, e.Link, yesNo(e.Joined))
 	}
 	tw.Flush()
+
+	fmt.Fprintf(out, "\nADDRESS POOLS (%d, --ipam-driver of this plugin)\n", len(r.IPAM.Pools))
+	if len(r.IPAM.Pools) > 0 {
+		fmt.Fprintln(tw, "POOL\tSPACE\tRANGE\tIN USE\tRELEASES REMEMBERED")
+	}
+	for _, p := range r.IPAM.Pools {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", p.ID, p.Space, p.Range, p.InUse, p.Released)
+	}
+	tw.Flush()
 	fmt.Fprintf(out, "\nREAPER %d host links pending", r.ReaperPending)
 	if len(r.ReaperLinks) > 0 {
 		fmt.Fprintf(out, ": %s", strings.Join(r.ReaperLinks, " "))

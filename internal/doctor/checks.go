@@ -25,6 +25,7 @@ const (
 	CheckVIPMode         = "vip-mode"
 	CheckRangeOverlap    = "range-overlap"
 	CheckBuiltinParent   = "builtin-same-parent"
+	CheckIPAMDriver      = "ipam-driver"
 )
 
 // Report is the outcome of Run: what was checked, notes that are not
@@ -62,6 +63,7 @@ func Run(f Facts) Report {
 	r.Findings = append(r.Findings, checkPlugin(f)...)
 	r.Findings = append(r.Findings, checkParents(f, res)...)
 	r.Findings = append(r.Findings, checkVIP(f)...)
+	r.Findings = append(r.Findings, checkIPAM(f)...)
 	r.Findings = append(r.Findings, checkOverlaps(f, res)...)
 	r.Findings = append(r.Findings, checkBuiltinParents(f, res)...)
 	return r
@@ -318,6 +320,27 @@ func checkVIP(f Facts) []Finding {
 		out = append(out, Finding{SevError, CheckVIPMode, "service " + s.Name,
 			fmt.Sprintf("uses endpoint mode vip on plugin network %s: its virtual IP answers nothing there (the engine load-balances on overlay networks only); the service name resolves to that dead address", strings.Join(on, ", ")),
 			fix})
+	}
+	return out
+}
+
+// checkIPAM: a swarm network of the plugin whose addresses the engine's
+// built-in IPAM hands out. After a leader change the new leader's built-in
+// allocator hands out again the addresses of tasks a cut-off node still
+// runs; the plugin's own address manager holds given-back addresses back.
+func checkIPAM(f Facts) []Finding {
+	var out []Finding
+	for _, n := range f.Networks {
+		if n.Kind != KindPlugin || !n.Swarm || SameRef(n.IPAMDriver, f.Plugin.Name) {
+			continue
+		}
+		ipam := n.IPAMDriver
+		if ipam == "" {
+			ipam = "default"
+		}
+		out = append(out, Finding{SevWarning, CheckIPAMDriver, "network " + n.Name,
+			fmt.Sprintf("its addresses come from the engine's built-in IPAM (--ipam-driver %s): after a swarm leader change, the new leader can hand out again the addresses of tasks a cut-off node still runs (docs/swarm.md)", ipam),
+			fmt.Sprintf("create the network again with --ipam-driver %s (docker network rm %s, then docker network create -d %s --ipam-driver %s with the same options)", f.Plugin.Name, n.Name, f.Plugin.Name, f.Plugin.Name)})
 	}
 	return out
 }

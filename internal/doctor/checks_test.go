@@ -26,7 +26,7 @@ func cleanFacts() Facts {
 			{Name: "docker0", MTU: 1500, Up: true},
 		},
 		Networks: []Network{
-			{ID: "n1", Name: "lan", Kind: KindPlugin, Driver: plug, Options: map[string]string{"parent": "lan"}, Ranges: pfx("10.1.0.0/24")},
+			{ID: "n1", Name: "lan", Kind: KindPlugin, Driver: plug, Options: map[string]string{"parent": "lan"}, Ranges: pfx("10.1.0.0/24"), Swarm: true, IPAMDriver: plug},
 			{ID: "m1", Name: "old", Kind: KindMacvlan, Driver: "macvlan", Options: map[string]string{"parent": "ens19"}, Ranges: pfx("10.1.1.0/24")},
 		},
 		Nodes: []Node{
@@ -115,6 +115,13 @@ func TestChecks(t *testing.T) {
 		{name: "engine mtu key", change: func(f *Facts) { f.Networks[0].Options["com.docker.network.driver.mtu"] = "1600" },
 			want: []want{{CheckParentMTU, "network lan", SevError, []string{"MTU 1600"}, nil}}},
 		{name: "mtu at the parent's", change: func(f *Facts) { f.Networks[0].Options["mtu"] = "1500" }},
+
+		// the address manager
+		{name: "swarm network with the built-in IPAM", change: func(f *Facts) { f.Networks[0].IPAMDriver = "default" },
+			want: []want{{CheckIPAMDriver, "network lan", SevWarning, []string{"built-in IPAM (--ipam-driver default)", "cut-off node"}, []string{"--ipam-driver " + plug}}}},
+		{name: "swarm network, no IPAM driver named", change: func(f *Facts) { f.Networks[0].IPAMDriver = "" },
+			want: []want{{CheckIPAMDriver, "network lan", SevWarning, []string{"--ipam-driver default"}, nil}}},
+		{name: "local network with the built-in IPAM", change: func(f *Facts) { f.Networks[0].IPAMDriver, f.Networks[0].Swarm = "default", false }},
 
 		// services
 		{name: "vip mode by default", change: func(f *Facts) { f.Services[0].EndpointMode = "" },

@@ -89,6 +89,11 @@ type Network struct {
 	// Ranges are the address ranges containers get addresses from: each
 	// pool's --ip-range, else its subnet.
 	Ranges []netip.Prefix
+	// Swarm is set for a swarm-scope network (the managers hand out its
+	// addresses); IPAMDriver is its --ipam-driver ("default" or empty for
+	// the engine's built-in one).
+	Swarm      bool
+	IPAMDriver string
 }
 
 // Service is a swarm service, as far as the checks care.

@@ -197,7 +197,7 @@ func NetworksOf(list []network.Summary, plugin string) []Network {
 			src = c
 		}
 		out = append(out, Network{ID: n.ID, Name: n.Name, Kind: kind, Driver: n.Driver,
-			Options: src.Options, Ranges: rangesOf(src.IPAM.Config)})
+			Options: src.Options, Ranges: rangesOf(src.IPAM.Config), Swarm: n.Scope == "swarm", IPAMDriver: n.IPAM.Driver})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

@@ -65,7 +65,7 @@ func TestDoctor(t *testing.T) {
 	b.img = lab.BusyboxImage(t, b.mgr)
 	step("swarm of 1 manager + 1 worker, plugin listed, image built")
 
-	b.mgr.Docker(t, "network", "create", "-d", dcPlugin, "--attachable", "--subnet", dcSubnet, "-o", "parent=lan", dcNet)
+	b.mgr.Docker(t, "network", "create", "-d", dcPlugin, "--ipam-driver", dcPlugin, "--attachable", "--subnet", dcSubnet, "-o", "parent=lan", dcNet)
 	b.mgr.Docker(t, append([]string{"service", "create", "-d", "--no-resolve-image", "--name", dcRR,
 		"--endpoint-mode", "dnsrr", "--network", dcNet, "--constraint", "node.hostname==" + b.mgr.Name, b.img}, lab.Sleeper...)...)
 	lab.Eventually(t, time.Minute, 250*time.Millisecond, "service "+dcRR+" running", func() error {
@@ -89,6 +89,7 @@ func TestDoctor(t *testing.T) {
 		{"vip_service", b.testVIPService},
 		{"parent_missing", b.testParentMissing},
 		{"overlap", b.testOverlap},
+		{"builtin_ipam", b.testBuiltinIPAM},
 		{"builtin_same_parent", b.testBuiltinSameParent},
 		{"plugin_missing", b.testPluginMissing},
 	} {
@@ -234,7 +235,7 @@ func (b *doctorBench) testVIPService(t *testing.T) {
 }
 
 func (b *doctorBench) testParentMissing(t *testing.T) {
-	b.mgr.Docker(t, "network", "create", "-d", dcPlugin, "--subnet", "10.97.0.0/24", "-o", "parent=eth9|lan9", "dbad")
+	b.mgr.Docker(t, "network", "create", "-d", dcPlugin, "--ipam-driver", dcPlugin, "--subnet", "10.97.0.0/24", "-o", "parent=eth9|lan9", "dbad")
 	b.waitListed(t, "dbad")
 	r := b.runDoctor(t, b.mgr)
 	expectOnly(t, r, doctor.CheckParent, "network dbad", doctor.SevError,
@@ -246,13 +247,22 @@ func (b *doctorBench) testParentMissing(t *testing.T) {
 func (b *doctorBench) testOverlap(t *testing.T) {
 	// Its own subnet, but addresses from the upper half of dcNet's: on the
 	// same parent (dcNet's "lan" is eth0 on node1).
-	b.mgr.Docker(t, "network", "create", "-d", dcPlugin, "--subnet", "10.98.0.0/23", "--ip-range", "10.98.0.128/25", "-o", "parent=eth0", "dlan2")
+	b.mgr.Docker(t, "network", "create", "-d", dcPlugin, "--ipam-driver", dcPlugin, "--subnet", "10.98.0.0/23", "--ip-range", "10.98.0.128/25", "-o", "parent=eth0", "dlan2")
 	b.waitListed(t, "dlan2")
 	r := b.runDoctor(t, b.mgr)
 	expectOnly(t, r, doctor.CheckRangeOverlap, "network "+dcNet, doctor.SevError,
 		[]string{"(" + dcSubnet + ") overlap those of plugin network dlan2 (10.98.0.128/25)", "both on parent eth0"},
 		[]string{"does not overlap 10.98.0.128/25"})
 	b.mgr.Docker(t, "network", "rm", "dlan2")
+}
+
+func (b *doctorBench) testBuiltinIPAM(t *testing.T) {
+	b.mgr.Docker(t, "network", "create", "-d", dcPlugin, "--subnet", "10.95.0.0/24", "-o", "parent=eth0", "dbuiltin")
+	b.waitListed(t, "dbuiltin")
+	r := b.runDoctor(t, b.mgr)
+	expectOnly(t, r, doctor.CheckIPAMDriver, "network dbuiltin", doctor.SevWarning,
+		[]string{"built-in IPAM (--ipam-driver default)"}, []string{"--ipam-driver " + dcPlugin})
+	b.mgr.Docker(t, "network", "rm", "dbuiltin")
 }
 
 func (b *doctorBench) testBuiltinSameParent(t *testing.T) {

@@ -181,9 +181,10 @@ demo: plugin
 # restart, on a local network and on an attachable swarm network; then
 # nothing of a dead container may be left. `make test` runs a short one.
 # Leader changes under load in a three-manager swarm, checking every second
-# that no two tasks share an address (test/e2e/leader_test.go). Not part of
-# make test: on engine 20.10 the managers themselves hand out addresses of
-# tasks a cut-off node still runs (docs/swarm.md).
+# that no two tasks share an address (test/e2e/leader_test.go), on a network
+# with the plugin's address manager. About 5 minutes, so not part of make
+# test, which runs the step-by-step TestLeaderChangeFreesAddressesOfCutTasks.
+# MVS_LEADER_IPAM=default runs it against the engine's built-in one.
 leader: plugin
 	MVS_LEADER=1 MVS_PLUGIN_DIR=$(CURDIR)/$(PLUGIN_DIR) $(GO) test -tags e2e -count=1 -v -timeout 60m -run '^TestLeaderChangesUnderLoad$$' ./test/e2e/
 

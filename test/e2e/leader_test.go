@@ -71,14 +71,16 @@ const (
 // one down as well, so that its replicas are replaced elsewhere while its
 // containers still run (rounds then take about twice as long).
 //
-// On engine 20.10 this test finds duplicates in most runs: the new leader
-// deletes tasks the cut-off node still runs and hands their addresses out
-// again. TestLeaderChangeFreesAddressesOfCutTasks shows the path step by
-// step. The plugin only receives the addresses the managers choose, so the
-// test runs only when asked (MVS_LEADER=1, make leader), not in make test.
+// The network uses the plugin's address manager (--ipam-driver). With
+// MVS_LEADER_IPAM=default it uses the engine's built-in one instead, and
+// then finds duplicates in most runs on engines 20.10 and 28.5: the new
+// leader deletes tasks the cut-off node still runs and hands their
+// addresses out again (TestLeaderChangeFreesAddressesOfCutTasks walks that
+// path step by step, and runs in make test). This test takes about five
+// minutes, so it runs only when asked (MVS_LEADER=1, make leader).
 func TestLeaderChangesUnderLoad(t *testing.T) {
 	if os.Getenv("MVS_LEADER") == "" {
-		t.Skip("on engines 20.10 and 28.5 the swarm managers hand out again the addresses of tasks a cut-off node still runs, so this fails in most runs (docs/swarm.md, \"Addresses after a leader change\"); run it with MVS_LEADER=1 or make leader")
+		t.Skip("five leader cuts under load take about 5 minutes: run it with MVS_LEADER=1 or make leader (make test runs TestLeaderChangeFreesAddressesOfCutTasks, the precise path)")
 	}
 	rounds := 5
 	if v := os.Getenv("MVS_LEADER_ROUNDS"); v != "" {
@@ -90,7 +92,7 @@ func TestLeaderChangesUnderLoad(t *testing.T) {
 	}
 	untilDown := os.Getenv("MVS_LEADER_UNTIL_DOWN") != ""
 	step := lab.Steps(t)
-	l, image, netID := ldLab(t)
+	l, image, netID := ldLab(t, ldIPAMDriver())
 	n1 := l.Node(1)
 	step("three managers with the plugin, the image and the network")
 
@@ -239,25 +241,26 @@ func TestLeaderChangesUnderLoad(t *testing.T) {
 	step("scaled to 0, removed, no macvlan link on any node")
 }
 
-// TestLeaderChangeFreesAddressesOfCutTasks reproduces, step by step, the
-// duplicate TestLeaderChangesUnderLoad can run into. It is skipped unless
-// MVS_LEADER_REPRO=1, and it fails as long as the engine behaves as below.
+// TestLeaderChangeFreesAddressesOfCutTasks walks, step by step, the path
+// by which a swarm hands one address to two containers after a leader
+// change, and checks that the network's address manager (the plugin's own,
+// --ipam-driver) closes it.
 //
 // Two replicas pinned to the leader; the leader is cut off the LAN. The new
 // leader scales the service to 0 (desired state REMOVE for both tasks) and
 // then takes any other update of the service: swarmkit's replicated
 // orchestrator then deletes the tasks of those "dead" slots outright,
 // without waiting for the cut node to report them stopped, and the
-// allocator frees a task's addresses when the task is deleted. The
-// allocator hands addresses out in turn (seen here: a leader that stays
-// goes on past freed ones), but a new leader's allocator starts again from
-// the bottom of the range, so the next tasks (elsewhere) get those very
-// addresses while the old containers still run with them on the cut node.
+// allocator frees a task's addresses when the task is deleted. Six new
+// tasks then start on the other nodes while the old containers still run
+// on the cut node. No address may be held twice.
+//
+// With MVS_LEADER_IPAM=default the network uses the engine's built-in
+// address manager, whose new leader starts again from the bottom of the
+// range: the new tasks then get those very addresses, and the test fails
+// (engines 20.10 and 28.5).
 func TestLeaderChangeFreesAddressesOfCutTasks(t *testing.T) {
-	if os.Getenv("MVS_LEADER_REPRO") == "" {
-		t.Skip("reproduces a known duplicate-address path of the swarm managers (engine 20.10); run with MVS_LEADER_REPRO=1")
-	}
-	l, image, netID := ldLab(t)
+	l, image, netID := ldLab(t, ldIPAMDriver())
 	old := ldStableLeader(t, l, nil)
 	svc := func(on *lab.Node, name string, replicas int, constraint string) {
 		on.Docker(t, append([]string{"service", "create", "-d", "--name", name, "--network", ldNet,
@@ -306,12 +309,32 @@ func TestLeaderChangeFreesAddressesOfCutTasks(t *testing.T) {
 	svc(mgr, "mvs-filler", 6, "node.hostname!="+old.Name)
 	ldWaitTasks(t, mgr, "mvs-filler", 6)
 	mon.check(context.Background())
-	if st := mon.total(); st.dups == 0 {
-		t.Logf("no address held twice: the path this test reproduces is closed")
+	still, err = ldAttached(old, netID)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if len(still) == 0 {
+		t.Fatalf("%s stopped its stale containers before the check: the test proved nothing", old.Name)
+	}
+	st := mon.total()
+	if st.checks == 0 {
+		t.Fatalf("no complete check of the nodes (errors: %v)", st.errs)
+	}
+	t.Logf("%d checks, %d duplicates, while %s still ran %d stale containers", st.checks, st.dups, old.Name, len(still))
 	old.RestoreLAN(t)
 	b.cut.Store(nil)
 	ldStableLeader(t, l, old)
+}
+
+// ldIPAMDriver is the --ipam-driver of the leader tests' network: the
+// plugin's own address manager, or with MVS_LEADER_IPAM=default the
+// engine's built-in one (which hands out again the addresses of tasks a
+// cut-off node still runs).
+func ldIPAMDriver() string {
+	if os.Getenv("MVS_LEADER_IPAM") == "default" {
+		return ""
+	}
+	return ldPlugin
 }
 
 // ldLab makes three engines, all managers, with the plugin (debug logs: the
@@ -319,7 +342,7 @@ func TestLeaderChangeFreesAddressesOfCutTasks(t *testing.T) {
 // to the lab registry and pulled everywhere beforehand, so that nothing is
 // pulled while a node is cut off) and the network: the lab LAN's subnet,
 // the bridge as gateway, an --ip-range that leaves out the lab's hosts.
-func ldLab(t *testing.T) (l *lab.Lab, image, netID string) {
+func ldLab(t *testing.T, ipamDriver string) (l *lab.Lab, image, netID string) {
 	t.Helper()
 	pluginDir := lab.PluginDir(t)
 	l = lab.New(t, lab.Options{Nodes: 3})
@@ -336,9 +359,17 @@ func ldLab(t *testing.T) (l *lab.Lab, image, netID string) {
 	}
 	l.InitSwarm(t, 3, 0)
 	lab.WaitPluginListed(t, n1, ldPlugin, l.Nodes...)
-	netID = n1.Docker(t, "network", "create", "-d", ldPlugin, "--attachable",
+	args := []string{"network", "create", "-d", ldPlugin, "--attachable",
 		"--subnet", lab.LANSubnet, "--gateway", lab.BridgeAddr, "--ip-range", ldIPRange,
-		"-o", "parent=eth0", ldNet)
+		"-o", "parent=eth0"}
+	if ipamDriver != "" {
+		args = append(args, "--ipam-driver", ipamDriver)
+	}
+	netID = n1.Docker(t, append(args, ldNet)...)
+	if got, want := n1.Docker(t, "network", "inspect", "-f", "{{.IPAM.Driver}}", ldNet), ipamDriver; want != "" && got != want {
+		t.Fatalf("network %s has IPAM driver %q, want %q", ldNet, got, want)
+	}
+	t.Logf("network %s: addresses from IPAM driver %q", ldNet, n1.Docker(t, "network", "inspect", "-f", "{{.IPAM.Driver}}", ldNet))
 	return l, image, netID
 }
 

@@ -151,6 +151,15 @@ type PluginStatus struct {
 		IPv4    string `json:"ipv4"`
 		Joined  bool   `json:"joined"`
 	} `json:"endpoints"`
+	IPAM struct {
+		Pools []struct {
+			ID     string `json:"id"`
+			Space  string `json:"space"`
+			Subnet string `json:"subnet"`
+			Range  string `json:"range"`
+			InUse  int    `json:"in_use"`
+		} `json:"pools"`
+	} `json:"ipam"`
 }
 
 // Status asks the plugin name on node n for GET /status, failing t if it

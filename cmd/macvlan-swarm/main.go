@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -151,7 +152,11 @@ func run(args []string) error {
 		return err
 	}
 	defer d.Close()
-	addrs, err := ipam.New(ipam.Config{Store: st, Log: log.With("part", "ipam")})
+	addrs, err := ipam.New(ipam.Config{Store: st, Log: log.With("part", "ipam"),
+		Holder: func(subnet netip.Prefix, addr netip.Addr) ipam.Holding {
+			n, held := d.AddressHolding(subnet, addr)
+			return ipam.Holding{Networks: n, Held: held}
+		}})
 	if err != nil {
 		l.Close()
 		return err

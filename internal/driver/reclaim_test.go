@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -267,5 +268,36 @@ func TestStaleRecordsGiveWayToNewEndpoints(t *testing.T) {
 	mustOK(t, withMAC(id('e'), "10.20.0.5/24"))
 	if got := ids(); got != "bbbb,eeee" {
 		t.Fatalf("driver holds %s, want bbbb and eeee", got)
+	}
+}
+
+// AddressHolding tells the address manager which addresses of a subnet this
+// node's networks hold: endpoints, gateways and aux addresses.
+func TestAddressHolding(t *testing.T) {
+	f := newFakeLinks("eth0", "eth1")
+	d := fakeDriver(t, f, t.TempDir(), nil)
+	pool := wiretest.Pool("10.20.0.0/24", "10.20.0.1/24")
+	pool.AuxAddresses = map[string]string{"printer": "10.20.0.9/24"}
+	mustOK(t, d.CreateNetwork(wiretest.CreateNetwork(netA, map[string]string{"parent": "eth0"}, pool)))
+	mustOK(t, d.CreateNetwork(createNet(netB, "eth1")))
+	addEndpoint(t, d, ep1, "10.20.0.2/24")
+	subnet := netip.MustParsePrefix("10.20.0.0/24")
+	for _, c := range []struct {
+		addr     string
+		networks int
+		held     bool
+	}{
+		{"10.20.0.2", 2, true},  // ep1's
+		{"10.20.0.1", 2, true},  // the gateway
+		{"10.20.0.9", 2, true},  // an aux address
+		{"10.20.0.3", 2, false}, // nobody's
+	} {
+		n, held := d.AddressHolding(subnet, netip.MustParseAddr(c.addr))
+		if n != c.networks || held != c.held {
+			t.Errorf("%s: %d networks, held %v; want %d, %v", c.addr, n, held, c.networks, c.held)
+		}
+	}
+	if n, held := d.AddressHolding(netip.MustParsePrefix("10.30.0.0/24"), netip.MustParseAddr("10.30.0.2")); n != 0 || held {
+		t.Errorf("a subnet no network has: %d networks, held %v", n, held)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"slices"
 	"sort"
 	"time"
 
@@ -107,6 +109,36 @@ func (d *Driver) Counters() Counters {
 	d.st.mu.Unlock()
 	return Counters{Networks: nets, Endpoints: eps, LinksPending: d.reaper.Pending(),
 		LinksCreated: d.linksCreated.Load(), LinksDeleted: d.linksDeleted.Load(), RestoreTook: d.restoreTook}
+}
+
+// AddressHolding says what this node's networks know of addr in subnet:
+// how many of them have that subnet, and whether one of them holds the
+// address (an endpoint's, the gateway or an aux address). The address
+// manager asks it before it takes an address whose release was lost
+// (internal/ipam, lostRelease).
+func (d *Driver) AddressHolding(subnet netip.Prefix, addr netip.Addr) (networks int, held bool) {
+	d.st.mu.Lock()
+	defer d.st.mu.Unlock()
+	for _, n := range d.st.networks {
+		for _, p := range append(slices.Clip(n.IPv4), n.IPv6...) {
+			if p.Subnet.Masked() != subnet {
+				continue
+			}
+			networks++
+			if p.Gateway.Addr() == addr {
+				held = true
+			}
+			for _, a := range p.Aux {
+				if a.Addr() == addr {
+					held = true
+				}
+			}
+			if len(d.st.byAddr[addrKey(n.ID, netip.PrefixFrom(addr, subnet.Bits()))]) > 0 {
+				held = true
+			}
+		}
+	}
+	return networks, held
 }
 
 // Status describes the driver's state, sorted by id, and its drift. The

@@ -49,13 +49,31 @@ type Config struct {
 	Store *store.Store
 	Log   *slog.Logger     // nil: slog.Default()
 	Now   func() time.Time // nil: time.Now
+	// Holder, if set, says who on this node holds an address of a subnet
+	// (the driver's records). It lets a request by name take an address
+	// whose release was lost; see lostRelease.
+	Holder func(subnet netip.Prefix, addr netip.Addr) Holding
 }
+
+// Holding is what the node's network driver knows of an address of a
+// subnet: how many of its networks have that subnet, and whether one of
+// them holds the address (an endpoint, the gateway or an aux address).
+type Holding struct {
+	Networks int
+	Held     bool
+}
+
+// LostAfter is how long an address must have been given out before a
+// request by name may take it as lost (see lostRelease): longer than any
+// engine takes from RequestAddress to the driver's CreateEndpoint.
+const LostAfter = time.Minute
 
 // Manager is the address manager. Its methods are safe for concurrent use.
 type Manager struct {
-	st  *store.Store
-	log *slog.Logger
-	now func() time.Time
+	st     *store.Store
+	log    *slog.Logger
+	now    func() time.Time
+	holder func(netip.Prefix, netip.Addr) Holding
 
 	mu       sync.Mutex
 	pools    map[string]*model.IPAMPool
@@ -72,7 +90,7 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("ipam: Store is required")
 	}
-	m := &Manager{st: cfg.Store, log: cfg.Log, now: cfg.Now, pools: map[string]*model.IPAMPool{}, released: map[netip.Prefix]map[netip.Addr]time.Time{}, maxReleases: MaxReleases}
+	m := &Manager{st: cfg.Store, log: cfg.Log, now: cfg.Now, holder: cfg.Holder, pools: map[string]*model.IPAMPool{}, released: map[netip.Prefix]map[netip.Addr]time.Time{}, maxReleases: MaxReleases}
 	if m.log == nil {
 		m.log = slog.Default()
 	}
@@ -175,7 +193,7 @@ func parsePool(req *protocol.RequestPoolRequest) (*model.IPAMPool, error) {
 		}
 		rng = sub
 	}
-	p := &model.IPAMPool{Space: req.AddressSpace, Pool: pool, Range: rng, Used: map[netip.Addr]struct{}{}}
+	p := &model.IPAMPool{Space: req.AddressSpace, Pool: pool, Range: rng, Used: map[netip.Addr]time.Time{}}
 	if _, ok := first(p); !ok {
 		return nil, fmt.Errorf("ip-range %s of subnet %s has no address a container could take", rng, pool)
 	}
@@ -254,11 +272,12 @@ func (m *Manager) RequestAddress(req *protocol.RequestAddressRequest) (*protocol
 		next.Last = addr
 		c.PutPool = &next
 	}
-	c.Take = []store.PoolAddr{{PoolID: p.ID, Addr: addr}}
+	now := m.now().UTC()
+	c.Take = []store.PoolAddr{{PoolID: p.ID, Addr: addr, At: now}}
 	if err := m.st.ApplyIPAM(c); err != nil {
 		return nil, fmt.Errorf("save address %s of pool %s: %w", addr, p.ID, err)
 	}
-	p.Used[addr] = struct{}{}
+	p.Used[addr] = now
 	if c.PutPool != nil {
 		p.Last = addr
 	}
@@ -324,10 +343,33 @@ func (m *Manager) asked(p *model.IPAMPool, s string) (netip.Addr, error) {
 	if reserved(p.Pool, addr) {
 		return netip.Addr{}, fmt.Errorf("address %s is the subnet %s's own network or broadcast address: choose another", addr, p.Pool)
 	}
-	if _, ok := p.Used[addr]; ok {
+	if given, ok := p.Used[addr]; ok && !m.lostRelease(p, addr, given) {
 		return netip.Addr{}, fmt.Errorf("address %s is already in use on this network: choose another, or leave --ip out", addr)
 	}
 	return addr, nil
+}
+
+// lostRelease tells an address whose release never arrived from one in
+// use. The engine sends ReleaseAddress once; if the plugin dies while
+// handling it, the engine's retry comes without a body and is refused, and
+// the address stays marked in its pool. In a swarm every node's engine asks
+// for its tasks' addresses by name, so such an address would fail every
+// later task the managers give it on this node. It counts as lost when it
+// was given out more than LostAfter ago, this node's driver has a network of
+// the pool's subnet, and none of them holds the address. With no such
+// network (the pool serves the managers' allocator, or another driver),
+// nothing can be told and the address stays in use.
+func (m *Manager) lostRelease(p *model.IPAMPool, addr netip.Addr, given time.Time) bool {
+	if m.holder == nil || m.now().Sub(given) < LostAfter {
+		return false
+	}
+	h := m.holder(p.Pool, addr)
+	if h.Networks == 0 || h.Held {
+		return false
+	}
+	m.log.Warn("taking an address whose release was lost: no network of its subnet on this node holds it",
+		"pool", p.ID, "addr", addr, "given", given)
+	return true
 }
 
 func parseAddr(s string) (netip.Addr, error) {

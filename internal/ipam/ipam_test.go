@@ -347,3 +347,36 @@ func TestReleaseTimesAreBounded(t *testing.T) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
 }
+
+// An address whose release never arrived (the plugin died handling it) is
+// taken by a request by name once it was given out more than LostAfter ago
+// and the node's driver has a network of its subnet that does not hold it.
+// The holder is a stand-in for the driver here; the driver's side is
+// TestAddressHolding in internal/driver.
+func TestLostReleaseIsTakenByName(t *testing.T) {
+	f := newFixture(t)
+	var h Holding
+	f.m.holder = func(netip.Prefix, netip.Addr) Holding { return h }
+	p := f.pool("10.1.0.0/24", "")
+	f.take(p, "10.1.0.7") // its ReleaseAddress is lost
+	refused := func(why string) {
+		t.Helper()
+		_, err := f.m.RequestAddress(&protocol.RequestAddressRequest{PoolID: p, Address: "10.1.0.7"})
+		if err == nil || !strings.Contains(err.Error(), "already in use") {
+			t.Fatalf("%s: got %v, want the address refused as in use", why, err)
+		}
+	}
+	h = Holding{Networks: 1}
+	refused("given out just now") // CreateEndpoint may still be on its way
+	f.clk.t = f.clk.t.Add(LostAfter)
+	h = Holding{Networks: 1, Held: true}
+	refused("a network holds it")
+	h = Holding{}
+	refused("no network of the subnet on this node (the managers' pool, or another driver's)")
+	h = Holding{Networks: 1}
+	if got := f.take(p, "10.1.0.7"); got != "10.1.0.7/24" {
+		t.Fatalf("lost release: got %s", got)
+	}
+	// Taken again now: the next request by name waits LostAfter again.
+	refused("taken again just now")
+}

@@ -158,8 +158,9 @@ type IPAMPool struct {
 	// Invalid before the first.
 	Last    netip.Addr
 	Created time.Time
-	// Used holds the addresses given out and not yet given back.
-	Used map[netip.Addr]struct{}
+	// Used holds the addresses given out and not yet given back, with when
+	// each was given (zero when a record does not say).
+	Used map[netip.Addr]time.Time
 }
 
 // IPAMRelease is when an address of a subnet was last given back, on this

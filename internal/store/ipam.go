@@ -16,7 +16,8 @@ import (
 // same file, added without a schema bump (an older build ignores them):
 //
 //	ipam_pools     pool id → poolMetaRecord (JSON)
-//	ipam_used      pool id NUL address → "" (one key per address given out)
+//	ipam_used      pool id NUL address → Unix nanoseconds when given out
+//	               (empty in records written before that was kept)
 //	ipam_released  subnet NUL address → Unix nanoseconds
 //
 // One key per address keeps every request's write small whatever the
@@ -38,10 +39,11 @@ type poolMetaRecord struct {
 	Created int64  `json:"created"`
 }
 
-// PoolAddr names one address of one pool.
+// PoolAddr names one address of one pool, and (for Take) when it was given.
 type PoolAddr struct {
 	PoolID string
 	Addr   netip.Addr
+	At     time.Time
 }
 
 // IPAMChange is one atomic change of the address manager's records.
@@ -92,7 +94,7 @@ func (s *Store) ApplyIPAM(c IPAMChange) error {
 			}
 		}
 		for _, a := range c.Take {
-			if err := used.Put(usedKey(a), nil); err != nil {
+			if err := used.Put(usedKey(a), []byte(strconv.FormatInt(a.At.UnixNano(), 10))); err != nil {
 				return err
 			}
 		}
@@ -135,17 +137,26 @@ func (s *Store) LoadIPAM() (pools []*model.IPAMPool, released []model.IPAMReleas
 		}); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketIPAMUsed).ForEach(func(k, _ []byte) error {
+		if err := tx.Bucket(bucketIPAMUsed).ForEach(func(k, v []byte) error {
 			id, addr, ok := strings.Cut(string(k), keySep)
 			a, perr := netip.ParseAddr(addr)
 			p := byID[id]
+			var at time.Time
+			var terr error
+			if len(v) > 0 {
+				var ns int64
+				ns, terr = strconv.ParseInt(string(v), 10, 64)
+				at = time.Unix(0, ns).UTC()
+			}
 			switch {
 			case !ok || perr != nil:
 				bad = append(bad, BadRecord{"ipam address", string(k), fmt.Sprintf("not a pool id and an address: %v", perr)})
 			case p == nil:
 				bad = append(bad, BadRecord{"ipam address", string(k), "its pool is not saved"})
+			case terr != nil:
+				bad = append(bad, BadRecord{"ipam address", string(k), fmt.Sprintf("time: %v", terr)})
 			default:
-				p.Used[a] = struct{}{}
+				p.Used[a] = at
 			}
 			return nil
 		}); err != nil {
@@ -196,7 +207,7 @@ func (r *poolMetaRecord) model() (*model.IPAMPool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("range: %w", err)
 	}
-	p := &model.IPAMPool{ID: r.ID, Space: r.Space, Pool: pool, Range: rng, Created: time.Unix(0, r.Created).UTC(), Used: map[netip.Addr]struct{}{}}
+	p := &model.IPAMPool{ID: r.ID, Space: r.Space, Pool: pool, Range: rng, Created: time.Unix(0, r.Created).UTC(), Used: map[netip.Addr]time.Time{}}
 	if r.Last != "" {
 		if p.Last, err = netip.ParseAddr(r.Last); err != nil {
 			return nil, fmt.Errorf("last: %w", err)

@@ -17,14 +17,14 @@ func TestIPAMRoundTripAndDelete(t *testing.T) {
 	p := &model.IPAMPool{ID: "10.1.0.0/24@a", Space: "macvlan-swarm-global", Pool: pfx(t, "10.1.0.0/24"), Range: pfx(t, "10.1.0.128/25"),
 		Last: netip.MustParseAddr("10.1.0.130"), Created: at}
 	a := func(s string) netip.Addr { return netip.MustParseAddr(s) }
-	if err := s.ApplyIPAM(IPAMChange{PutPool: p, Take: []PoolAddr{{p.ID, a("10.1.0.1")}, {p.ID, a("10.1.0.130")}}}); err != nil {
+	if err := s.ApplyIPAM(IPAMChange{PutPool: p, Take: []PoolAddr{{p.ID, a("10.1.0.1"), at}, {p.ID, a("10.1.0.130"), at}}}); err != nil {
 		t.Fatal(err)
 	}
 	other := &model.IPAMPool{ID: "10.1.0.0/24@b", Pool: p.Pool, Range: p.Pool, Created: at}
-	if err := s.ApplyIPAM(IPAMChange{PutPool: other, Take: []PoolAddr{{other.ID, a("10.1.0.130")}}}); err != nil {
+	if err := s.ApplyIPAM(IPAMChange{PutPool: other, Take: []PoolAddr{{other.ID, a("10.1.0.130"), at}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ApplyIPAM(IPAMChange{Give: []PoolAddr{{p.ID, a("10.1.0.1")}},
+	if err := s.ApplyIPAM(IPAMChange{Give: []PoolAddr{{PoolID: p.ID, Addr: a("10.1.0.1")}},
 		Released: []model.IPAMRelease{{Pool: p.Pool, Addr: a("10.1.0.1"), At: at}, {Pool: p.Pool, Addr: a("10.1.0.2"), At: at}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -44,8 +44,8 @@ func TestIPAMRoundTripAndDelete(t *testing.T) {
 	if got.ID != p.ID || got.Space != p.Space || got.Range != p.Range || got.Last != p.Last || !got.Created.Equal(at) || len(got.Used) != 1 {
 		t.Fatalf("pool after reopen: %+v", got)
 	}
-	if _, ok := got.Used[a("10.1.0.130")]; !ok {
-		t.Fatalf("pool lost 10.1.0.130: %+v", got.Used)
+	if given, ok := got.Used[a("10.1.0.130")]; !ok || !given.Equal(at) {
+		t.Fatalf("pool lost 10.1.0.130 or when it was given: %+v", got.Used)
 	}
 	if r := rels[0]; r.Pool != p.Pool || r.Addr != a("10.1.0.1") || !r.At.Equal(at) {
 		t.Fatalf("release after reopen: %+v", r)
@@ -67,8 +67,10 @@ func TestDamagedIPAMRecordsAreReportedAndDropped(t *testing.T) {
 		for _, kv := range [][3]string{
 			{string(bucketIPAMPools), "p1", `{"id":"p1","pool":"10.1.0.0/33","range":"10.1.0.0/24"}`},
 			{string(bucketIPAMPools), "p2", `{"id":"other","pool":"10.1.0.0/24","range":"10.1.0.0/24"}`},
+			{string(bucketIPAMPools), "p3", `{"id":"p3","pool":"10.1.0.0/24","range":"10.1.0.0/24"}`},
 			{string(bucketIPAMUsed), "nopool\x0010.1.0.5", ""},
 			{string(bucketIPAMUsed), "no separator", ""},
+			{string(bucketIPAMUsed), "p3\x0010.1.0.6", "yesterday"},
 			{string(bucketIPAMReleased), "10.1.0.0/24\x00not-an-address", "1"},
 			{string(bucketIPAMReleased), "10.1.0.0/24\x0010.1.0.7", "soon"},
 		} {
@@ -85,8 +87,8 @@ func TestDamagedIPAMRecordsAreReportedAndDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pools)+len(rels) != 0 || len(bad) != 6 {
-		t.Fatalf("pools %v, releases %v, bad %v: want 6 bad records and nothing else", pools, rels, bad)
+	if len(pools) != 1 || len(pools[0].Used) != 0 || len(rels) != 0 || len(bad) != 7 {
+		t.Fatalf("pools %v, releases %v, bad %v: want pool p3 with no address, and 7 bad records", pools, rels, bad)
 	}
 	if err := s.DropBadIPAM(bad); err != nil {
 		t.Fatal(err)

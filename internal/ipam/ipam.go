@@ -550,12 +550,13 @@ type Status struct {
 
 // PoolStatus is one pool as GET /status shows it.
 type PoolStatus struct {
-	ID       string `json:"id"`
-	Space    string `json:"space"`
-	Subnet   string `json:"subnet"`
-	Range    string `json:"range"`
-	InUse    int    `json:"in_use"`
-	Released int    `json:"released_remembered"` // release times kept for the subnet
+	ID       string    `json:"id"`
+	Space    string    `json:"space"`
+	Subnet   string    `json:"subnet"`
+	Range    string    `json:"range"`
+	InUse    int       `json:"in_use"`
+	Released int       `json:"released_remembered"` // release times kept for the subnet
+	Created  time.Time `json:"created"`
 }
 
 // Status reports the pools held.
@@ -564,8 +565,13 @@ func (m *Manager) Status() Status {
 	defer m.mu.Unlock()
 	st := Status{Pools: []PoolStatus{}}
 	for _, p := range m.pools {
-		st.Pools = append(st.Pools, PoolStatus{ID: p.ID, Space: p.Space, Subnet: p.Pool.String(), Range: p.Range.String(), InUse: len(p.Used), Released: len(m.released[p.Pool])})
+		st.Pools = append(st.Pools, PoolStatus{ID: p.ID, Space: p.Space, Subnet: p.Pool.String(), Range: p.Range.String(), InUse: len(p.Used), Released: len(m.released[p.Pool]), Created: p.Created})
 	}
-	sort.Slice(st.Pools, func(i, j int) bool { return st.Pools[i].ID < st.Pools[j].ID })
+	sort.Slice(st.Pools, func(i, j int) bool {
+		if !st.Pools[i].Created.Equal(st.Pools[j].Created) {
+			return st.Pools[i].Created.Before(st.Pools[j].Created)
+		}
+		return st.Pools[i].ID < st.Pools[j].ID
+	})
 	return st
 }

@@ -159,6 +159,7 @@ type soakFigures struct {
 	drain                           time.Duration
 	drained                         bool
 	quarantinedIPs                  int
+	pools                           []string // the address manager's, at the end (swarm run)
 }
 
 func soakRun(t *testing.T, pluginDir string, cfg soakConfig, swarm bool) {
@@ -182,7 +183,10 @@ func soakRun(t *testing.T, pluginDir string, cfg soakConfig, swarm bool) {
 	args := []string{"network", "create", "-d", lcPlugin, "--subnet", soakSubnet, "--gateway", soakGateway,
 		"--ip-range", soakIPRange, "-o", "parent=" + n.LANLink}
 	if swarm {
-		args = append(args, "--attachable")
+		// The swarm network as docs/swarm.md recommends it: addresses from
+		// the plugin's own address manager, so its requests are cut by
+		// the kills too.
+		args = append(args, "--attachable", "--ipam-driver", lcPlugin)
 	}
 	s.netID = n.Docker(t, append(args, soakNet)...)
 	s.pluginID = n.Docker(t, "plugin", "inspect", "-f", "{{.Id}}", lcPlugin)
@@ -581,6 +585,7 @@ func (s *soak) restart(t *testing.T) {
 	defer s.paused.Store(false)
 	pid, _ := s.pluginPid(t)
 	mark := int64(lcLogMark(t, s.n))
+	t.Logf("dockerd restart at %s", time.Now().UTC().Format("15:04:05"))
 	s.n.Restart(t)
 	if s.swarm {
 		lab.WaitNodesReady(t, s.n, s.n)
@@ -656,6 +661,13 @@ func (s *soak) drainCheck(t *testing.T) {
 		statusErr = err
 		stale, keeperSeen = nil, false
 		if err == nil {
+			s.fig.pools = nil
+			for _, p := range st.IPAM.Pools {
+				// The keeper's address and the gateway are in use; more
+				// are releases lost to a kill (docs/design.md, "A lost
+				// release").
+				s.fig.pools = append(s.fig.pools, fmt.Sprintf("%s (made %s): %d in use", p.ID, p.Created.Format("15:04:05"), p.InUse))
+			}
 			for _, e := range st.Endpoints {
 				if e.ID == keeperEP {
 					keeperSeen = true
@@ -725,7 +737,7 @@ var (
 	// The engine's plugin client repeats the URL of the call it retries.
 	soakPostRE  = regexp.MustCompile(`Post \\?"http://[^"\\]*\\?": `)
 	soakRetryRE = regexp.MustCompile(`retrying in [0-9.]+m?s`)
-	soakCutRE   = regexp.MustCompile(`NetworkDriver\.(\w+)\\?": (?:EOF|read unix .*connection reset|write unix .*broken pipe)`)
+	soakCutRE   = regexp.MustCompile(`((?:NetworkDriver|IpamDriver)\.\w+)\\?": (?:EOF|read unix .*connection reset|write unix .*broken pipe)`)
 	soakSockRE  = regexp.MustCompile(`(@->)?/run/docker/plugins/\S*?\.sock`)
 	soakLabRE   = regexp.MustCompile(`/tmp/mvs-lab-[0-9a-f]+`)
 )
@@ -841,6 +853,7 @@ func (s *soak) report(t *testing.T, mark int) {
   leaked links (node netns)  %d
   leaked records             %s
   time for leftovers to drain %v (drained: %v)
+  address manager pools      %s
 failed starts by message:
 %s
 failed removals by message:
@@ -850,6 +863,13 @@ engine warnings and errors about the plugin or endpoints during the soak:
 		kind, f.cycles, f.batchContainers, s.cfg.parallel,
 		f.kills, f.killsInRemoval, f.batchKills, f.batchKillsAimed, f.batchKillsInRemoval,
 		cutTotal, cut, f.disables, f.restarts, f.engineGaveUp, f.startsFailed, f.rmFailed, f.stragglers, f.quarantinedIPs,
-		f.leakedLinks, records, f.drain.Round(time.Second), f.drained,
+		f.leakedLinks, records, f.drain.Round(time.Second), f.drained, soakPools(f.pools),
 		soakCounts(s.startErrs), soakCounts(s.rmErrs), soakCounts(trouble))
+}
+
+func soakPools(pools []string) string {
+	if len(pools) == 0 {
+		return "none (the built-in address manager)"
+	}
+	return strings.Join(pools, "; ")
 }

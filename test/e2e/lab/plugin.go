@@ -153,11 +153,12 @@ type PluginStatus struct {
 	} `json:"endpoints"`
 	IPAM struct {
 		Pools []struct {
-			ID     string `json:"id"`
-			Space  string `json:"space"`
-			Subnet string `json:"subnet"`
-			Range  string `json:"range"`
-			InUse  int    `json:"in_use"`
+			ID      string    `json:"id"`
+			Space   string    `json:"space"`
+			Subnet  string    `json:"subnet"`
+			Range   string    `json:"range"`
+			InUse   int       `json:"in_use"`
+			Created time.Time `json:"created"`
 		} `json:"pools"`
 	} `json:"ipam"`
 }

@@ -171,7 +171,7 @@ func run(args []string) error {
 		return report{Version: version.Version, Started: started.UTC(), UptimeSeconds: time.Since(started).Seconds(),
 			Settings: s.shown(), Status: d.Status(), IPAM: addrs.Status(), Errors: rec.Errors()}
 	}
-	err = protocol.Serve(ctx, l, protocol.NewHandler(d, log, protocol.WithIPAM(addrs), protocol.WithStatus(status), protocol.WithObserver(rec.Observe)))
+	err = protocol.Serve(ctx, l, protocol.NewHandler(claimingDriver{d, addrs}, log, protocol.WithIPAM(addrs), protocol.WithStatus(status), protocol.WithObserver(rec.Observe)))
 	log.Info("macvlan-swarm stopping")
 	return err
 }

@@ -214,10 +214,10 @@ func printReport(out io.Writer, r report, path string) {
 
 	fmt.Fprintf(out, "\nADDRESS POOLS (%d, --ipam-driver of this plugin)\n", len(r.IPAM.Pools))
 	if len(r.IPAM.Pools) > 0 {
-		fmt.Fprintln(tw, "POOL\tSPACE\tRANGE\tIN USE\tRELEASES REMEMBERED\tCREATED")
+		fmt.Fprintln(tw, "POOL\tNETWORK\tROLE\tRANGE\tIN USE\tRELEASES REMEMBERED\tCREATED")
 	}
 	for _, p := range r.IPAM.Pools {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", p.ID, p.Space, p.Range, p.InUse, p.Released, p.Created.Format(time.RFC3339))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", p.ID, orDash(shortID(p.Network)), orDash(p.Role), p.Range, p.InUse, p.Released, p.Created.Format(time.RFC3339))
 	}
 	tw.Flush()
 	fmt.Fprintf(out, "\nREAPER %d host links pending", r.ReaperPending)

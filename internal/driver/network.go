@@ -33,25 +33,7 @@ func (d *Driver) AllocateNetwork(req *protocol.AllocateNetworkRequest) (*protoco
 	} else if _, _, err := parsePools(req.IPv4Data, req.IPv6Data); err != nil {
 		d.log.Warn("network pools will be refused on every node", "net", req.NetworkID, "err", err)
 	}
-	if !ownAddressSpaces(req.IPv4Data, req.IPv6Data) {
-		d.log.Warn("the network's addresses are managed by the engine's built-in IPAM: after a leader change, "+
-			"the addresses of tasks a cut-off node still runs can be handed out again; create the network with "+
-			"--ipam-driver set to this plugin's name to prevent that (docs/swarm.md)", "net", req.NetworkID)
-	}
 	return &protocol.AllocateNetworkResponse{Options: opts}, nil
-}
-
-// ownAddressSpaces reports whether every pool is the plugin's own address
-// manager's (--ipam-driver <this plugin>).
-func ownAddressSpaces(pools ...[]protocol.IPAMData) bool {
-	for _, ps := range pools {
-		for _, p := range ps {
-			if p.AddressSpace != protocol.IPAMGlobalSpace && p.AddressSpace != protocol.IPAMLocalSpace {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // FreeNetwork undoes AllocateNetwork, which kept nothing.

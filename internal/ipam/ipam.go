@@ -63,6 +63,20 @@ type Holding struct {
 	Held     bool
 }
 
+// The roles a pool is claimed for (Claim).
+const (
+	// RoleAllocator: the swarm managers' allocator on this node, while it
+	// leads (the driver's AllocateNetwork names the network).
+	RoleAllocator = "allocator"
+	// RoleNode: this engine's own copy of the network (CreateNetwork).
+	RoleNode = "node"
+)
+
+// ClaimWindow bounds how long after its RequestPool a pool can be claimed:
+// the engine sends the driver's AllocateNetwork or CreateNetwork right
+// after it has the network's pools.
+const ClaimWindow = time.Minute
+
 // LostAfter is how long an address must have been given out before a
 // request by name may take it as lost (see lostRelease): longer than any
 // engine takes from RequestAddress to the driver's CreateEndpoint.
@@ -319,6 +333,73 @@ func (m *Manager) ReleaseAddress(req *protocol.ReleaseAddressRequest) error {
 	return nil
 }
 
+// Claim ties the pools the engine has just requested for a network to that
+// network, once the driver's AllocateNetwork (role RoleAllocator) or
+// CreateNetwork (RoleNode) names it: for each pool of the request in one of
+// the manager's address spaces, the one unclaimed pool of that space and
+// subnet requested within ClaimWindow. If there are several (two networks
+// of one subnet made at once), none is claimed. A claimed pool makes older
+// pools of the same network, role and subnet stale: the engine that held
+// them is gone (this engine restarted, or this node's allocator lost and
+// regained the leadership), and they are dropped.
+func (m *Manager) Claim(netID, role string, pools ...[]protocol.IPAMData) {
+	for _, list := range pools {
+		for _, d := range list {
+			space := d.AddressSpace
+			if space == "" && role == RoleAllocator {
+				// The swarm allocator's AllocateNetwork leaves the space
+				// out; its pools are always in the global space.
+				space = GlobalSpace
+			}
+			if space != LocalSpace && space != GlobalSpace {
+				continue
+			}
+			subnet, err := netip.ParsePrefix(d.Pool)
+			if err != nil {
+				continue
+			}
+			m.claim(netID, role, space, subnet.Masked())
+		}
+	}
+}
+
+func (m *Manager) claim(netID, role, space string, subnet netip.Prefix) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	var cands []*model.IPAMPool
+	for _, p := range m.pools {
+		if p.Network == "" && p.Space == space && p.Pool == subnet && now.Sub(p.Created) < ClaimWindow {
+			cands = append(cands, p)
+		}
+	}
+	if len(cands) != 1 {
+		if len(cands) > 1 {
+			m.log.Info("several new pools of one subnet: none is tied to the network", "net", netID, "role", role, "subnet", subnet, "pools", len(cands))
+		}
+		return
+	}
+	p := cands[0]
+	next := *p
+	next.Network, next.Role = netID, role
+	var stale []string
+	for _, q := range m.pools {
+		if q != p && q.Network == netID && q.Role == role && q.Space == space && q.Pool == subnet && q.Created.Before(p.Created) {
+			stale = append(stale, q.ID)
+		}
+	}
+	sort.Strings(stale)
+	if err := m.st.ApplyIPAM(store.IPAMChange{PutPool: &next, DropPools: stale}); err != nil {
+		m.log.Warn("cannot save which network a pool is", "pool", p.ID, "net", netID, "err", err)
+		return
+	}
+	p.Network, p.Role = netID, role
+	for _, id := range stale {
+		delete(m.pools, id)
+	}
+	m.log.Info("pool tied to its network", "pool", p.ID, "net", netID, "role", role, "stale_pools_dropped", stale)
+}
+
 func (m *Manager) pool(id string) (*model.IPAMPool, error) {
 	p := m.pools[id]
 	if p == nil {
@@ -354,13 +435,15 @@ func (m *Manager) asked(p *model.IPAMPool, s string) (netip.Addr, error) {
 // handling it, the engine's retry comes without a body and is refused, and
 // the address stays marked in its pool. In a swarm every node's engine asks
 // for its tasks' addresses by name, so such an address would fail every
-// later task the managers give it on this node. It counts as lost when it
+// later task the managers give it on this node. It counts as lost only in a
+// pool of this engine's own copy of a network (RoleNode: every address in it
+// is a container of this node, or the gateway or an aux address), when it
 // was given out more than LostAfter ago, this node's driver has a network of
-// the pool's subnet, and none of them holds the address. With no such
-// network (the pool serves the managers' allocator, or another driver),
-// nothing can be told and the address stays in use.
+// the pool's subnet, and none of them holds the address. In the managers'
+// allocator's pool (RoleAllocator) an address may be any node's task, and
+// in an unclaimed pool nothing can be told: the address stays in use.
 func (m *Manager) lostRelease(p *model.IPAMPool, addr netip.Addr, given time.Time) bool {
-	if m.holder == nil || m.now().Sub(given) < LostAfter {
+	if m.holder == nil || p.Role != RoleNode || m.now().Sub(given) < LostAfter {
 		return false
 	}
 	h := m.holder(p.Pool, addr)
@@ -557,6 +640,8 @@ type PoolStatus struct {
 	InUse    int       `json:"in_use"`
 	Released int       `json:"released_remembered"` // release times kept for the subnet
 	Created  time.Time `json:"created"`
+	Network  string    `json:"network,omitempty"` // set once claimed
+	Role     string    `json:"role,omitempty"`    // RoleAllocator or RoleNode
 }
 
 // Status reports the pools held.
@@ -565,7 +650,8 @@ func (m *Manager) Status() Status {
 	defer m.mu.Unlock()
 	st := Status{Pools: []PoolStatus{}}
 	for _, p := range m.pools {
-		st.Pools = append(st.Pools, PoolStatus{ID: p.ID, Space: p.Space, Subnet: p.Pool.String(), Range: p.Range.String(), InUse: len(p.Used), Released: len(m.released[p.Pool]), Created: p.Created})
+		st.Pools = append(st.Pools, PoolStatus{ID: p.ID, Space: p.Space, Subnet: p.Pool.String(), Range: p.Range.String(), InUse: len(p.Used), Released: len(m.released[p.Pool]), Created: p.Created,
+			Network: p.Network, Role: p.Role})
 	}
 	sort.Slice(st.Pools, func(i, j int) bool {
 		if !st.Pools[i].Created.Equal(st.Pools[j].Created) {

@@ -358,7 +358,11 @@ func TestLostReleaseIsTakenByName(t *testing.T) {
 	var h Holding
 	f.m.holder = func(netip.Prefix, netip.Addr) Holding { return h }
 	p := f.pool("10.1.0.0/24", "")
+	f.m.Claim("net1", RoleNode, []protocol.IPAMData{{AddressSpace: GlobalSpace, Pool: "10.1.0.0/24"}})
+	cluster := f.pool("10.1.0.0/24", "")
+	f.m.Claim("net1", RoleAllocator, []protocol.IPAMData{{AddressSpace: GlobalSpace, Pool: "10.1.0.0/24"}})
 	f.take(p, "10.1.0.7") // its ReleaseAddress is lost
+	f.take(cluster, "10.1.0.7")
 	refused := func(why string) {
 		t.Helper()
 		_, err := f.m.RequestAddress(&protocol.RequestAddressRequest{PoolID: p, Address: "10.1.0.7"})
@@ -374,9 +378,72 @@ func TestLostReleaseIsTakenByName(t *testing.T) {
 	h = Holding{}
 	refused("no network of the subnet on this node (the managers' pool, or another driver's)")
 	h = Holding{Networks: 1}
+	// The allocator's pool holds every node's tasks: never taken.
+	if _, err := f.m.RequestAddress(&protocol.RequestAddressRequest{PoolID: cluster, Address: "10.1.0.7"}); err == nil {
+		t.Fatalf("the allocator's pool gave out an address it holds")
+	}
 	if got := f.take(p, "10.1.0.7"); got != "10.1.0.7/24" {
 		t.Fatalf("lost release: got %s", got)
 	}
 	// Taken again now: the next request by name waits LostAfter again.
 	refused("taken again just now")
+}
+
+// Claim ties a new pool to the network the driver's next request names,
+// and drops older pools of the same network and role: the engine (or the
+// allocator) that held them is gone.
+func TestClaim(t *testing.T) {
+	f := newFixture(t)
+	data := func(space, subnet string) []protocol.IPAMData {
+		return []protocol.IPAMData{{AddressSpace: space, Pool: subnet, Gateway: "10.1.0.1/24"}}
+	}
+	role := func(id string) string {
+		t.Helper()
+		for _, p := range f.m.Status().Pools {
+			if p.ID == id {
+				return p.Network + "/" + p.Role
+			}
+		}
+		return "gone"
+	}
+	node1 := f.pool("10.1.0.0/24", "")
+	f.take(node1, "10.1.0.1")
+	f.m.Claim("net1", RoleNode, data(GlobalSpace, "10.1.0.0/24"))
+	alloc1 := f.pool("10.1.0.0/24", "")
+	f.m.Claim("net1", RoleAllocator, data("", "10.1.0.0/24")) // swarm's AllocateNetwork leaves the space out
+	if role(node1) != "net1/node" || role(alloc1) != "net1/allocator" {
+		t.Fatalf("claimed: %s %s", role(node1), role(alloc1))
+	}
+
+	// Another engine's space, or a pool too old: nothing is claimed.
+	other := f.pool("10.2.0.0/24", "")
+	f.m.Claim("net2", RoleNode, data("LocalDefault", "10.2.0.0/24"))
+	f.clk.t = f.clk.t.Add(ClaimWindow)
+	f.m.Claim("net2", RoleNode, data(GlobalSpace, "10.2.0.0/24"))
+	if role(other) != "/" {
+		t.Fatalf("claimed from another space or after the window: %s", role(other))
+	}
+	// Two new pools of one subnet: which is whose cannot be told.
+	a, b := f.pool("10.3.0.0/24", ""), f.pool("10.3.0.0/24", "")
+	f.m.Claim("net3", RoleNode, data(GlobalSpace, "10.3.0.0/24"))
+	if role(a) != "/" || role(b) != "/" {
+		t.Fatalf("one of two candidates claimed: %s %s", role(a), role(b))
+	}
+
+	// The engine restarts: a new pool for its copy of net1. The old one is
+	// dropped; the allocator's stays.
+	node2 := f.pool("10.1.0.0/24", "")
+	f.m.Claim("net1", RoleNode, data(GlobalSpace, "10.1.0.0/24"))
+	if role(node2) != "net1/node" || role(node1) != "gone" || role(alloc1) != "net1/allocator" {
+		t.Fatalf("after a restart: new %s, old %s, allocator's %s", role(node2), role(node1), role(alloc1))
+	}
+	f.reopen()
+	if role(node2) != "net1/node" || role(node1) != "gone" || role(alloc1) != "net1/allocator" {
+		t.Fatalf("after a plugin restart: new %s, old %s, allocator's %s", role(node2), role(node1), role(alloc1))
+	}
+	// The dropped pool's addresses went with it, not into the release
+	// times: they were not given back.
+	if got := f.take(node2, ""); got != "10.1.0.1/24" {
+		t.Fatalf("first address of the new pool: %s", got)
+	}
 }

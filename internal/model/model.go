@@ -158,6 +158,13 @@ type IPAMPool struct {
 	// Invalid before the first.
 	Last    netip.Addr
 	Created time.Time
+	// Network and Role say whose pool it is, once the engine's next
+	// request names the network (ipam.Manager.Claim): Role "allocator" for
+	// the swarm managers' allocator on this node (AllocateNetwork), "node"
+	// for this engine's own copy of the network (CreateNetwork); both empty
+	// until then, and for pools of another driver's networks.
+	Network string
+	Role    string
 	// Used holds the addresses given out and not yet given back, with when
 	// each was given (zero when a record does not say).
 	Used map[netip.Addr]time.Time

@@ -37,6 +37,8 @@ type poolMetaRecord struct {
 	Range   string `json:"range"`
 	Last    string `json:"last,omitempty"`
 	Created int64  `json:"created"`
+	Network string `json:"network,omitempty"`
+	Role    string `json:"role,omitempty"`
 }
 
 // PoolAddr names one address of one pool, and (for Take) when it was given.
@@ -50,6 +52,7 @@ type PoolAddr struct {
 type IPAMChange struct {
 	PutPool    *model.IPAMPool // its meta only; addresses go through Take and Give
 	DeletePool string          // the pool and every address it holds
+	DropPools  []string        // more pools to delete, with their addresses
 	Take       []PoolAddr
 	Give       []PoolAddr
 	Released   []model.IPAMRelease // set, or moved to a later time
@@ -60,7 +63,8 @@ type IPAMChange struct {
 func (s *Store) ApplyIPAM(c IPAMChange) error {
 	var meta []byte
 	if p := c.PutPool; p != nil {
-		r := poolMetaRecord{ID: p.ID, Space: p.Space, Pool: p.Pool.String(), Range: p.Range.String(), Created: p.Created.UnixNano()}
+		r := poolMetaRecord{ID: p.ID, Space: p.Space, Pool: p.Pool.String(), Range: p.Range.String(), Created: p.Created.UnixNano(),
+			Network: p.Network, Role: p.Role}
 		if p.Last.IsValid() {
 			r.Last = p.Last.String()
 		}
@@ -71,7 +75,10 @@ func (s *Store) ApplyIPAM(c IPAMChange) error {
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		pools, used, rel := tx.Bucket(bucketIPAMPools), tx.Bucket(bucketIPAMUsed), tx.Bucket(bucketIPAMReleased)
-		if id := c.DeletePool; id != "" {
+		for _, id := range append([]string{c.DeletePool}, c.DropPools...) {
+			if id == "" {
+				continue
+			}
 			if err := pools.Delete([]byte(id)); err != nil {
 				return err
 			}
@@ -207,7 +214,8 @@ func (r *poolMetaRecord) model() (*model.IPAMPool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("range: %w", err)
 	}
-	p := &model.IPAMPool{ID: r.ID, Space: r.Space, Pool: pool, Range: rng, Created: time.Unix(0, r.Created).UTC(), Used: map[netip.Addr]time.Time{}}
+	p := &model.IPAMPool{ID: r.ID, Space: r.Space, Pool: pool, Range: rng, Created: time.Unix(0, r.Created).UTC(),
+		Network: r.Network, Role: r.Role, Used: map[netip.Addr]time.Time{}}
 	if r.Last != "" {
 		if p.Last, err = netip.ParseAddr(r.Last); err != nil {
 			return nil, fmt.Errorf("last: %w", err)

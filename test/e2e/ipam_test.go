@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/ipam"
 	"github.com/macvlan-swarm/macvlan-swarm/test/e2e/lab"
@@ -126,4 +127,53 @@ func TestIPAMEngine(t *testing.T) {
 	}
 	b.waitNoDriverLinks(t)
 	step("network removed: no pool, no link left")
+}
+
+// TestIPAMSwarmPools: on a one-node swarm the plugin's address manager holds
+// two pools per network, the managers' allocator's and the node's own copy's,
+// each tied to the network; a dockerd restart replaces both, and the old
+// ones are dropped rather than piling up.
+func TestIPAMSwarmPools(t *testing.T) {
+	step := lab.Steps(t)
+	pluginDir := lab.PluginDir(t)
+	l := lab.New(t, lab.Options{Nodes: 1})
+	n := l.Node(1)
+	b := &netBench{n: n, img: lab.BusyboxImage(t, n)}
+	n.InstallPluginFromDir(t, pluginRef, pluginDir)
+	lab.SingleNodeSwarm(t, n)
+	lab.WaitPluginListed(t, n, pluginRef, n)
+	netID := n.Docker(t, "network", "create", "-d", pluginRef, "--ipam-driver", pluginRef, "--attachable",
+		"--subnet", lab.LANSubnet, "--ip-range", ipamRange, "--gateway", lab.BridgeAddr, "-o", "parent="+n.LANLink, ipamNet)
+	t.Cleanup(func() { b.removeNetwork(t, ipamNet) })
+	b.run(t, "is1", ipamNet, "--restart", "always")
+	step("one-node swarm, network with the address manager, one container")
+
+	pools := func(when string) map[string]int {
+		t.Helper()
+		roles := map[string]int{}
+		for _, p := range n.Status(t, pluginRef).IPAM.Pools {
+			t.Logf("%s: pool %s network %.12s role %q, %d in use, made %s", when, p.ID, p.Network, p.Role, p.InUse, p.Created.Format("15:04:05.000"))
+			if p.Network != netID {
+				t.Errorf("%s: pool %s is tied to network %q, want %s", when, p.ID, p.Network, netID)
+			}
+			roles[p.Role]++
+		}
+		if roles[ipam.RoleAllocator] != 1 || roles[ipam.RoleNode] != 1 || len(roles) != 2 {
+			t.Errorf("%s: pools by role %v, want one allocator's and one node's", when, roles)
+		}
+		return roles
+	}
+	pools("running")
+	step("two pools, each tied to the network")
+
+	n.Restart(t)
+	lab.WaitNodesReady(t, n, n)
+	lab.Eventually(t, time.Minute, 250*time.Millisecond, "is1 back with an address", func() error {
+		if a := b.ipv4(t, "is1", ipamNet); a == "" {
+			return fmt.Errorf("no address yet")
+		}
+		return nil
+	})
+	pools("after a dockerd restart")
+	step("dockerd restart: new pools, the old ones dropped")
 }

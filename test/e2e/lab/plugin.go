@@ -159,6 +159,8 @@ type PluginStatus struct {
 			Range   string    `json:"range"`
 			InUse   int       `json:"in_use"`
 			Created time.Time `json:"created"`
+			Network string    `json:"network"`
+			Role    string    `json:"role"`
 		} `json:"pools"`
 	} `json:"ipam"`
 }

@@ -85,10 +85,7 @@ func shimLinks(t *testing.T, n *lab.Node) []string {
 
 func TestHostAccessEngine(t *testing.T) {
 	step := lab.Steps(t)
-	pluginDir := lab.PluginDir(t)
-	l := lab.New(t, lab.Options{Nodes: 1})
-	n := l.Node(1)
-	b := &netBench{n: n, img: lab.BusyboxImage(t, n)}
+	n, b, pluginDir := oneEngine(t)
 	n.InstallPluginFromDir(t, pluginRef, pluginDir, "SCOPE=local")
 	step("standalone engine with the plugin (SCOPE=local)")
 

@@ -35,10 +35,7 @@ const (
 //   - removing the network gives its pool back (GET /status lists none).
 func TestIPAMEngine(t *testing.T) {
 	step := lab.Steps(t)
-	pluginDir := lab.PluginDir(t)
-	l := lab.New(t, lab.Options{Nodes: 1})
-	n := l.Node(1)
-	b := &netBench{n: n, img: lab.BusyboxImage(t, n)}
+	n, b, pluginDir := oneEngine(t)
 	n.InstallPluginFromDir(t, pluginRef, pluginDir, "SCOPE=local")
 	step("standalone engine with the plugin (SCOPE=local)")
 
@@ -135,10 +132,7 @@ func TestIPAMEngine(t *testing.T) {
 // ones are dropped rather than piling up.
 func TestIPAMSwarmPools(t *testing.T) {
 	step := lab.Steps(t)
-	pluginDir := lab.PluginDir(t)
-	l := lab.New(t, lab.Options{Nodes: 1})
-	n := l.Node(1)
-	b := &netBench{n: n, img: lab.BusyboxImage(t, n)}
+	n, b, pluginDir := oneEngine(t)
 	n.InstallPluginFromDir(t, pluginRef, pluginDir)
 	lab.SingleNodeSwarm(t, n)
 	lab.WaitPluginListed(t, n, pluginRef, n)

@@ -649,6 +649,15 @@ const nbRetireGroup = 0x6d767377
 // ---------------------------------------------------------------------------
 // Helpers
 
+// oneEngine starts a lab of one engine and returns its node, a netBench on
+// it, and the plugin build to install there.
+func oneEngine(t *testing.T) (*lab.Node, *netBench, string) {
+	t.Helper()
+	pluginDir := lab.PluginDir(t)
+	n := lab.New(t, lab.Options{Nodes: 1}).Node(1)
+	return n, &netBench{n: n, img: lab.BusyboxImage(t, n)}, pluginDir
+}
+
 // network creates a network of the plugin (attachable on a swarm) and
 // removes it when the test ends. It returns the network id.
 func (b *netBench) network(t *testing.T, name string, args ...string) string {

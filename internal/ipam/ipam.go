@@ -1,9 +1,12 @@
 // Package ipam is the plugin's address manager (docker.ipamdriver/1.0),
 // chosen per network with --ipam-driver. It differs from the engine's
-// built-in one in one rule: an address that was given back is handed out
-// again only after every other free address of the range has been, the one
-// given back longest ago first (least recently released). See "The address
-// manager" in docs/design.md for why a swarm needs that.
+// built-in one above all in the order it hands addresses out: an address
+// that was given back is handed out again only after every other free
+// address of the range has been, the one given back longest ago first
+// (least recently released). See "The address manager" in docs/design.md
+// for why a swarm needs that, and for the two things it does that the
+// built-in one need not: tying pools to networks (Claim) and taking back
+// releases a plugin crash lost (lostRelease).
 //
 // It keeps its pools and addresses in the plugin's state file (the engine
 // does not ask again after a plugin restart), one store transaction per

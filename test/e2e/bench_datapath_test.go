@@ -24,7 +24,11 @@ package e2e
 // machine falls on all three alike.
 //
 //	MVS_BENCH=smoke   1 round, 1 s streams, 200 round trips
-//	MVS_BENCH=full    5 rounds, 3 s streams, 2000 round trips
+//	MVS_BENCH=full    11 rounds, 3 s streams, 2000 round trips
+//
+// Eleven rounds: one stream over veth is CPU-bound on this 2-core machine
+// and its rounds swing by ±12 %, so the median of five per-round ratios
+// moved from 0.95 to 1.07 between runs of the same code.
 //
 //	MVS_BENCH=full go test -tags e2e -count=1 -v -run '^TestBenchDataPath$' ./test/e2e/
 //
@@ -87,7 +91,7 @@ func TestBenchDataPath(t *testing.T) {
 	if mode == benchres.Off {
 		t.Skip("benchmark (part 4 of make bench): set MVS_BENCH=smoke or MVS_BENCH=full to run it")
 	}
-	rounds := mode.Rounds(5)
+	rounds := mode.Rounds(11)
 	streamFor := time.Duration(mode.Pick(3, 1)) * time.Second
 	rrCount := mode.Pick(2000, 200)
 	began, loadBefore := time.Now(), dpLoad()

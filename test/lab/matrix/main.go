@@ -48,7 +48,7 @@ var (
 		{"mixed: 28.5 manager, 20.10 worker upgraded to 28.5", []string{"TestMixedSwarmUpgrade"}, []string{"28.5"}},
 		{"address manager: one engine", []string{"TestIPAMEngine"}, allEngines},
 		{"address manager: swarm pools", []string{"TestIPAMSwarmPools"}, []string{"20.10", "28.5"}},
-		{"address manager: leader cut off, its tasks' addresses kept", []string{"TestLeaderChangeFreesAddressesOfCutTasks"}, []string{"20.10", "28.5"}},
+		{"address manager: leader cut off", []string{"TestLeaderChangeFreesAddressesOfCutTasks"}, []string{"20.10", "28.5"}},
 		{"LAN: host access, parentless, announce, addr check", []string{"TestHostAccessEngine", "TestHostAccessSwarm", "TestParentlessNetwork", "TestAnnounceMovedTask", "TestAddressCheck"}, allEngines},
 	}
 	// otherRow collects the e2e tests outside the suites (20.10 only).

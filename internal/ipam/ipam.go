@@ -231,7 +231,7 @@ func (m *Manager) ReleasePool(req *protocol.ReleasePoolRequest) error {
 		return nil
 	}
 	now := m.now().UTC()
-	c := store.IPAMChange{DeletePool: p.ID}
+	c := store.IPAMChange{DeletePools: []string{p.ID}}
 	for a := range p.Used {
 		c.Released = append(c.Released, model.IPAMRelease{Pool: p.Pool, Addr: a, At: now})
 	}
@@ -392,7 +392,7 @@ func (m *Manager) claim(netID, role, space string, subnet netip.Prefix) {
 		}
 	}
 	sort.Strings(stale)
-	if err := m.st.ApplyIPAM(store.IPAMChange{PutPool: &next, DropPools: stale}); err != nil {
+	if err := m.st.ApplyIPAM(store.IPAMChange{PutPool: &next, DeletePools: stale}); err != nil {
 		m.log.Warn("cannot save which network a pool is", "pool", p.ID, "net", netID, "err", err)
 		return
 	}

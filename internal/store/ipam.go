@@ -17,7 +17,6 @@ import (
 //
 //	ipam_pools     pool id → poolMetaRecord (JSON)
 //	ipam_used      pool id NUL address → Unix nanoseconds when given out
-//	               (empty in records written before that was kept)
 //	ipam_released  subnet NUL address → Unix nanoseconds
 //
 // One key per address keeps every request's write small whatever the
@@ -50,13 +49,12 @@ type PoolAddr struct {
 
 // IPAMChange is one atomic change of the address manager's records.
 type IPAMChange struct {
-	PutPool    *model.IPAMPool // its meta only; addresses go through Take and Give
-	DeletePool string          // the pool and every address it holds
-	DropPools  []string        // more pools to delete, with their addresses
-	Take       []PoolAddr
-	Give       []PoolAddr
-	Released   []model.IPAMRelease // set, or moved to a later time
-	Forget     []model.IPAMRelease // dropped (At is ignored)
+	PutPool     *model.IPAMPool // its meta only; addresses go through Take and Give
+	DeletePools []string        // each pool and every address it holds
+	Take        []PoolAddr
+	Give        []PoolAddr
+	Released    []model.IPAMRelease // set, or moved to a later time
+	Forget      []model.IPAMRelease // dropped (At is ignored)
 }
 
 // ApplyIPAM writes c in one transaction.
@@ -75,10 +73,7 @@ func (s *Store) ApplyIPAM(c IPAMChange) error {
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		pools, used, rel := tx.Bucket(bucketIPAMPools), tx.Bucket(bucketIPAMUsed), tx.Bucket(bucketIPAMReleased)
-		for _, id := range append([]string{c.DeletePool}, c.DropPools...) {
-			if id == "" {
-				continue
-			}
+		for _, id := range c.DeletePools {
 			if err := pools.Delete([]byte(id)); err != nil {
 				return err
 			}

@@ -52,7 +52,7 @@ func TestIPAMRoundTripAndDelete(t *testing.T) {
 	}
 
 	// Deleting a pool deletes its addresses, not another pool's.
-	if err := s.ApplyIPAM(IPAMChange{DeletePool: p.ID}); err != nil {
+	if err := s.ApplyIPAM(IPAMChange{DeletePools: []string{p.ID}}); err != nil {
 		t.Fatal(err)
 	}
 	pools, _, bad, _ = s.LoadIPAM()

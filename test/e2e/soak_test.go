@@ -666,7 +666,7 @@ func (s *soak) drainCheck(t *testing.T) {
 				// The keeper's address and the gateway are in use; more
 				// are releases lost to a kill (docs/design.md, "A lost
 				// release").
-				s.fig.pools = append(s.fig.pools, fmt.Sprintf("%s (made %s): %d in use", p.ID, p.Created.Format("15:04:05"), p.InUse))
+				s.fig.pools = append(s.fig.pools, fmt.Sprintf("%s (role %q, made %s): %d in use", p.ID, p.Role, p.Created.Format("15:04:05"), p.InUse))
 			}
 			for _, e := range st.Endpoints {
 				if e.ID == keeperEP {

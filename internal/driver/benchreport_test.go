@@ -17,10 +17,8 @@ import (
 	"math"
 	"net/http"
 	"net/netip"
-	"os"
 	"runtime"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -229,7 +227,7 @@ func sumDur(s []cycleSample, f func(cycleSample) time.Duration) time.Duration {
 func TestBenchProtocol(t *testing.T) {
 	mode := benchMode(t)
 	began := time.Now()
-	rounds, n := envInt(t, "MVS_BENCH_P5_ROUNDS", mode.Rounds(3)), envInt(t, "MVS_BENCH_P5_CYCLES", mode.Pick(2000, 50))
+	rounds, n := benchres.EnvInt(t.Fatalf, "MVS_BENCH_P5_ROUNDS", mode.Rounds(3), 1), benchres.EnvInt(t.Fatalf, "MVS_BENCH_P5_CYCLES", mode.Pick(2000, 50), 1)
 	variants := []struct {
 		label string
 		delay time.Duration
@@ -361,20 +359,6 @@ func logSlowest(t *testing.T, s []cycleSample, k int) {
 	}
 	t.Logf("  cycles during a group delete: %d of %d (%.0f %%); of the %d at or above p99: %d (%.0f %%)",
 		over, all, 100*float64(over)/float64(all), nSlow, overSlow, 100*float64(overSlow)/float64(max(nSlow, 1)))
-}
-
-// envInt reads a whole number from the environment, def when unset.
-func envInt(t *testing.T, name string, def int) int {
-	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		t.Fatalf("%s=%q: want a whole number above 0", name, v)
-	}
-	return n
 }
 
 // writePart logs the part's figures and writes it.

@@ -34,7 +34,6 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -114,9 +113,9 @@ func TestBenchParallelStarts(t *testing.T) {
 			"it starts 50 containers at once per round for some minutes")
 	}
 	began := time.Now()
-	rounds := bpEnvInt(t, "MVS_BENCH_ROUNDS", mode.Pick(5, 1))
-	par := bpEnvInt(t, "MVS_BENCH_PARALLEL", mode.Pick(50, 10))
-	serial := bpEnvInt(t, "MVS_BENCH_SERIAL", mode.Pick(10, 2))
+	rounds := benchres.EnvInt(t.Fatalf, "MVS_BENCH_ROUNDS", mode.Pick(5, 1), 0)
+	par := benchres.EnvInt(t.Fatalf, "MVS_BENCH_PARALLEL", mode.Pick(50, 10), 0)
+	serial := benchres.EnvInt(t.Fatalf, "MVS_BENCH_SERIAL", mode.Pick(10, 2), 0)
 	sampleStacks := os.Getenv("MVS_BENCH_STACKS") == "1"
 	if par > 200 || serial > 200 {
 		t.Fatalf("MVS_BENCH_PARALLEL and MVS_BENCH_SERIAL must be at most 200 (one /24 per driver)")
@@ -721,19 +720,6 @@ func bpDistinct(msgs []string, limit int) []string {
 		out = append(out, fmt.Sprintf("%d× %s", counts[m], m))
 	}
 	return out
-}
-
-func bpEnvInt(t *testing.T, key string, def int) int {
-	t.Helper()
-	v := os.Getenv(key)
-	if v == "" {
-		return def
-	}
-	i, err := strconv.Atoi(v)
-	if err != nil || i < 0 {
-		t.Fatalf("%s=%q: want a whole number ≥ 0", key, v)
-	}
-	return i
 }
 
 func bpRead(path string) string {

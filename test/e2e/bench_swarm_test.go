@@ -108,9 +108,9 @@ func TestBenchSwarm(t *testing.T) {
 		t.Skip("benchmark (part 3 of make bench): set MVS_BENCH=smoke or MVS_BENCH=full to run it")
 	}
 	began := time.Now()
-	replicas := bpEnvInt(t, "MVS_BENCH_SWARM_REPLICAS", mode.Pick(50, 6))
-	rounds := bpEnvInt(t, "MVS_BENCH_SWARM_ROUNDS", mode.Rounds(3))
-	runs := bpEnvInt(t, "MVS_BENCH_SWARM_RUNS", mode.Pick(15, 2))
+	replicas := benchres.EnvInt(t.Fatalf, "MVS_BENCH_SWARM_REPLICAS", mode.Pick(50, 6), 0)
+	rounds := benchres.EnvInt(t.Fatalf, "MVS_BENCH_SWARM_ROUNDS", mode.Rounds(3), 0)
+	runs := benchres.EnvInt(t.Fatalf, "MVS_BENCH_SWARM_RUNS", mode.Pick(15, 2), 0)
 	if replicas < 1 || replicas > 200 || rounds < 1 || runs < 1 {
 		t.Fatalf("MVS_BENCH_SWARM_REPLICAS (1 to 200), _ROUNDS and _RUNS (≥ 1): %d, %d, %d", replicas, rounds, runs)
 	}

@@ -40,6 +40,20 @@ const (
 	Full Mode = "full"
 )
 
+// EnvInt reads a bench size from the environment: def when name is unset,
+// else a whole number of at least min, or fatalf names the setting.
+func EnvInt(fatalf func(format string, args ...any), name string, def, min int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min {
+		fatalf("%s=%q: want a whole number, at least %d", name, v, min)
+	}
+	return n
+}
+
 // CurrentMode reads $MVS_BENCH. "1" is Full, for the older bench targets.
 func CurrentMode() Mode {
 	switch v := os.Getenv("MVS_BENCH"); v {

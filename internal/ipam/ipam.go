@@ -428,7 +428,8 @@ func (m *Manager) asked(p *model.IPAMPool, s string) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("address %s is the subnet %s's own network or broadcast address: choose another", addr, p.Pool)
 	}
 	if given, ok := p.Used[addr]; ok && !m.lostRelease(p, addr, given) {
-		return netip.Addr{}, fmt.Errorf("address %s is already in use on this network: choose another, or leave --ip out", addr)
+		return netip.Addr{}, fmt.Errorf("address %s is already in use on this network: choose another --ip, or leave --ip out "+
+			"(for a swarm task the managers chose it: `macvlan-swarm status` on this node lists pool %s and what it holds)", addr, p.ID)
 	}
 	return addr, nil
 }
@@ -488,21 +489,15 @@ func (m *Manager) pick(p *model.IPAMPool) (netip.Addr, bool) {
 	}
 	var oldest netip.Addr
 	var oldestAt time.Time
-	a := start
-	for i := 0; i < maxScan; i++ {
-		if _, used := p.Used[a]; !used {
-			at, given := rel[a]
-			if !given {
-				return a, true
-			}
-			if !oldest.IsValid() || at.Before(oldestAt) {
-				oldest, oldestAt = a, at
-			}
+	a, ok := freeFrom(p, start, func(a netip.Addr) bool {
+		at, given := rel[a]
+		if given && (!oldest.IsValid() || at.Before(oldestAt)) {
+			oldest, oldestAt = a, at
 		}
-		a = next(p, a)
-		if a == start {
-			break
-		}
+		return !given
+	})
+	if ok {
+		return a, true
 	}
 	if oldest.IsValid() {
 		m.log.Warn("every free address was given back before: handing out again the one given back longest ago",
@@ -518,13 +513,18 @@ func (m *Manager) lowestFree(p *model.IPAMPool) (netip.Addr, bool) {
 	if !ok {
 		return netip.Addr{}, false
 	}
+	return freeFrom(p, start, func(netip.Addr) bool { return true })
+}
+
+// freeFrom walks the range from start, round, for at most maxScan
+// addresses, and returns the first free one that take accepts.
+func freeFrom(p *model.IPAMPool, start netip.Addr, take func(netip.Addr) bool) (netip.Addr, bool) {
 	a := start
 	for i := 0; i < maxScan; i++ {
-		if _, used := p.Used[a]; !used {
+		if _, used := p.Used[a]; !used && take(a) {
 			return a, true
 		}
-		a = next(p, a)
-		if a == start {
+		if a = next(p, a); a == start {
 			break
 		}
 	}

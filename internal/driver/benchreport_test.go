@@ -15,10 +15,13 @@ package driver_test
 import (
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"net/netip"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,9 +29,11 @@ import (
 
 	"github.com/macvlan-swarm/macvlan-swarm/internal/driver"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/link"
+	"github.com/macvlan-swarm/macvlan-swarm/internal/link/linktest"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol"
 	"github.com/macvlan-swarm/macvlan-swarm/internal/protocol/wiretest"
 	"github.com/macvlan-swarm/macvlan-swarm/test/bench/benchres"
+	bolt "go.etcd.io/bbolt"
 )
 
 // benchMode skips the test unless a bench run asked for it.
@@ -415,12 +420,19 @@ func TestBenchGrowth(t *testing.T) {
 		netFirst, netLast     float64    // p50 CreateNetwork
 		netCycle1, netCycleN  float64    // p50 cycle on the first network alone, and across all
 		parts                 [4]float64 // p50 netlink and commits of CreateEndpoint+Join, first then last chunk
+		kernFirst, kernLast   float64    // p50 of a bare macvlan create + mark, no plugin: the kernel's floor
+		store1, storeN        float64    // p50 of a cycle's three commits on a bare bbolt file with 1 and total records: the store's floor
 		firstMs, lastMs       []float64  // CreateEndpoint+Join of the first and last chunk
 	}
 	var rs []round
 	for r := range rounds {
 		t.Run(fmt.Sprintf("round%d/endpoints", r+1), func(t *testing.T) {
 			var rd round
+			// The kernel's floor, in turns before and after the plugin's run.
+			if r%2 == 0 {
+				rd.kernFirst, rd.kernLast = kernelCreates(t, total, chunk)
+				rd.store1, rd.storeN = storeCycles(t, total, chunk)
+			}
 			pl, tl, commits := timedBench(t, benchOpts{reapDelay: driver.DefaultReapDelay})
 			netID := swarmID("part6")
 			pl.ok(t, "CreateNetwork", wiretest.CreateNetwork(netID, onEth0(), wiretest.Pool("10.128.0.0/9", "10.128.0.1/9")))
@@ -441,16 +453,20 @@ func TestBenchGrowth(t *testing.T) {
 				runtime.GC()
 				cs := cycleBodies(t, netID, fmt.Sprintf("grow-%d-cycle", r), total+cyc, chunk)
 				cyc += chunk
-				var d []time.Duration
+				var d, dNl, dCm []time.Duration
 				for _, c := range cs {
+					nl0, cm0 := tl.req.Load(), commits.Load()
 					s := time.Now()
 					pl.post(t, "CreateEndpoint", c.create)
 					pl.post(t, "Join", c.join)
 					pl.post(t, "Leave", c.leave)
 					pl.post(t, "DeleteEndpoint", c.del)
 					d = append(d, time.Since(s))
+					dNl = append(dNl, time.Duration(tl.req.Load()-nl0))
+					dCm = append(dCm, time.Duration(commits.Load()-cm0))
 				}
 				rd.cycleAt = append(rd.cycleAt, benchres.Median(benchres.Ms(d)))
+				t.Logf("cycle p50 with %d endpoints: %.3f ms (netlink %.3f, commits %.3f)", i+1, benchres.Median(benchres.Ms(d)), benchres.Median(benchres.Ms(dNl)), benchres.Median(benchres.Ms(dCm)))
 				if i+1 == 1 || i+1 == total {
 					pl.d.Flush()
 					pl.stop(t)
@@ -485,6 +501,10 @@ func TestBenchGrowth(t *testing.T) {
 			rd.delFirst = benchres.Median(benchres.Ms(dels[:chunk]))
 			rd.delLast = benchres.Median(benchres.Ms(dels[len(dels)-chunk:]))
 			pl.wantNoMvsLinks(t)
+			if r%2 == 1 {
+				rd.kernFirst, rd.kernLast = kernelCreates(t, total, chunk)
+				rd.store1, rd.storeN = storeCycles(t, total, chunk)
+			}
 
 			// 100 networks on one parent.
 			pl2 := newBench(t, benchOpts{reapDelay: driver.DefaultReapDelay})
@@ -529,6 +549,19 @@ func TestBenchGrowth(t *testing.T) {
 	part.Add(benchres.Figure{Name: fmt.Sprintf("CreateEndpoint + Join, p50 of the last %d of %d", chunk, total), Label: fmt.Sprintf("last %d", chunk), Value: med(func(r round) float64 { return r.startLast }), Unit: "ms",
 		Peer: fmt.Sprintf("first %d", chunk), PeerValue: med(func(r round) float64 { return r.startFirst }), Samples: len(rs), Target: flat,
 		Paired: pair(func(r round) float64 { return r.startLast }, func(r round) float64 { return r.startFirst })})
+	part.Add(benchres.Figure{Name: fmt.Sprintf("the kernel's floor: macvlan create + mark without the plugin, p50 of the last %d of %d", chunk, total), Label: fmt.Sprintf("last %d", chunk),
+		Value: med(func(r round) float64 { return r.kernLast }), Unit: "ms",
+		Peer: fmt.Sprintf("first %d", chunk), PeerValue: med(func(r round) float64 { return r.kernFirst }), Samples: len(rs),
+		Paired: pair(func(r round) float64 { return r.kernLast }, func(r round) float64 { return r.kernFirst }),
+		Note: "the same netlink calls as Join's link (parent lookup, create, ownership mark), on a parent of its own in a namespace of its own, no plugin: what one more macvlan on a parent costs the kernel; no target"})
+	// The plugin's figure without the kernel's growth: its last hundred less
+	// what the bare create grew by in the same round.
+	above := func(r round) float64 { return r.startLast - (r.kernLast - r.kernFirst) }
+	part.Add(benchres.Figure{Name: fmt.Sprintf("CreateEndpoint + Join above the kernel's floor, p50 of the last %d of %d", chunk, total), Label: fmt.Sprintf("last %d − kernel's growth", chunk),
+		Value: med(above), Unit: "ms",
+		Peer: fmt.Sprintf("first %d", chunk), PeerValue: med(func(r round) float64 { return r.startFirst }), Samples: len(rs),
+		Paired: pair(above, func(r round) float64 { return r.startFirst }),
+		Note: "the last hundred less the bare create's growth (last − first) of the same round: what the plugin's own work grows by; no target"})
 	part.Add(benchres.Figure{Name: fmt.Sprintf("DeleteEndpoint, p50 of the last %d of %d", chunk, total), Label: fmt.Sprintf("last %d", chunk), Value: med(func(r round) float64 { return r.delLast }), Unit: "ms",
 		Peer: fmt.Sprintf("first %d", chunk), PeerValue: med(func(r round) float64 { return r.delFirst }), Samples: len(rs), Target: flat,
 		Paired: pair(func(r round) float64 { return r.delLast }, func(r round) float64 { return r.delFirst })})
@@ -538,6 +571,17 @@ func TestBenchGrowth(t *testing.T) {
 			Peer: "1 endpoint", PeerValue: med(func(r round) float64 { return r.cycleAt[0] }), Samples: len(rs), Target: flat,
 			Paired: pair(func(r round) float64 { return r.cycleAt[k] }, func(r round) float64 { return r.cycleAt[0] })})
 	}
+	part.Add(benchres.Figure{Name: fmt.Sprintf("the store's floor: a cycle's three commits on a bare bbolt file, p50 with %d records", total), Label: fmt.Sprintf("%d records", total),
+		Value: med(func(r round) float64 { return r.storeN }), Unit: "ms",
+		Peer: "1 record", PeerValue: med(func(r round) float64 { return r.store1 }), Samples: len(rs),
+		Paired: pair(func(r round) float64 { return r.storeN }, func(r round) float64 { return r.store1 }),
+		Note: "put, put again, delete of one endpoint-sized record under a 64-hex key, each its own durable transaction, as CreateEndpoint, Join and DeleteEndpoint commit, on the same disk, no plugin: what the B+tree's extra levels cost; no target"})
+	aboveStore := func(r round) float64 { return r.cycleAt[len(r.cycleAt)-1] - (r.storeN - r.store1) }
+	part.Add(benchres.Figure{Name: fmt.Sprintf("endpoint cycle p50 with %d endpoints above the store's floor", total), Label: fmt.Sprintf("%d endpoints − store's growth", total),
+		Value: med(aboveStore), Unit: "ms",
+		Peer: "1 endpoint", PeerValue: med(func(r round) float64 { return r.cycleAt[0] }), Samples: len(rs),
+		Paired: pair(aboveStore, func(r round) float64 { return r.cycleAt[0] }),
+		Note: "the cycle with the endpoints less the bare store's growth (with them − without) of the same round; no target"})
 	part.Add(benchres.Figure{Name: fmt.Sprintf("start after a restart (listen, open state, restore) on %d endpoints and host links", total), Label: fmt.Sprintf("%d endpoints", total),
 		Value: med(func(r round) float64 { return r.restartN }), Unit: "ms", Peer: "1 endpoint", PeerValue: med(func(r round) float64 { return r.restart1 }), Samples: len(rs),
 		Target: &benchres.Target{Of: "value", Op: "<=", Limit: 300}})
@@ -550,19 +594,93 @@ func TestBenchGrowth(t *testing.T) {
 	part.Add(benchres.Figure{Name: fmt.Sprintf("endpoint cycle p50 with %d networks on the parent", nets), Label: fmt.Sprintf("%d networks", nets),
 		Value: med(func(r round) float64 { return r.netCycleN }), Unit: "ms", Peer: "1 network", PeerValue: med(func(r round) float64 { return r.netCycle1 }), Samples: len(rs), Target: flat,
 		Paired: pair(func(r round) float64 { return r.netCycleN }, func(r round) float64 { return r.netCycle1 })})
-	var bars, firstMs, lastMs []float64
+	var bars, kbars, firstMs, lastMs []float64
 	for _, r := range rs {
 		bars = append(bars, r.startLast/r.startFirst)
+		kbars = append(kbars, r.kernLast/r.kernFirst)
 		firstMs, lastMs = append(firstMs, r.firstMs...), append(lastMs, r.lastMs...)
 	}
 	title := fmt.Sprintf("CreateEndpoint + Join, the first and the last %d of %d on one parent", chunk, total)
 	part.AddSeries(benchres.Series{Chart: "part6-starts", Title: title, Kind: "dist", Label: fmt.Sprintf("first %d", chunk), Unit: "ms", Value: firstMs})
 	part.AddSeries(benchres.Series{Chart: "part6-starts", Title: title, Kind: "dist", Label: fmt.Sprintf("last %d", chunk), Unit: "ms", Value: lastMs})
-	part.Notes = append(part.Notes, fmt.Sprintf("%d rounds; each figure the median of the rounds; last÷first of CreateEndpoint+Join per round: %v", len(rs), roundTo(bars, 2)),
+	part.Notes = append(part.Notes, fmt.Sprintf("%d rounds; each figure the median of the rounds; last÷first of CreateEndpoint+Join per round: %v; of the bare create (the kernel's floor): %v", len(rs), roundTo(bars, 2), roundTo(kbars, 2)),
 		fmt.Sprintf("CreateEndpoint+Join p50 parts, first %d: netlink %.3f ms, commits %.3f ms; last %d: netlink %.3f ms, commits %.3f ms", chunk,
 			med(func(r round) float64 { return r.parts[0] }), med(func(r round) float64 { return r.parts[1] }), chunk,
 			med(func(r round) float64 { return r.parts[2] }), med(func(r round) float64 { return r.parts[3] })))
 	writePart(t, part, began)
+}
+
+// kernelCreates is part 6's floor: total macvlan links created and marked on
+// one parent with the link layer alone, in a lab namespace of their own, as
+// Join creates an endpoint's link; it returns the p50 in ms of the first and
+// the last chunk. The links go with the namespace.
+func kernelCreates(t *testing.T, total, chunk int) (first, last float64) {
+	t.Helper()
+	lab := linktest.New(t)
+	lab.Veth(t, "eth0", 0)
+	h := lab.Handle()
+	d := make([]time.Duration, 0, total)
+	for i := range total {
+		ep := hexID(fmt.Sprintf("part6-kernel-%d", i))
+		spec := link.MacvlanSpec{Name: fmt.Sprintf("mvsk%d", i), Parent: "eth0",
+			MAC: net.HardwareAddr{0x02, 0x42, 0x0a, 0x80, byte(i >> 8), byte(i)}, Mark: link.EndpointMark(ep)}
+		s := time.Now()
+		if err := h.AddMacvlan(spec); err != nil {
+			t.Fatalf("bare create %d: %v", i, err)
+		}
+		d = append(d, time.Since(s))
+	}
+	return benchres.Median(benchres.Ms(d[:chunk])), benchres.Median(benchres.Ms(d[len(d)-chunk:]))
+}
+
+// storeCycles is the store's floor in part 6: chunk cycles of the three
+// commits an endpoint's life makes (CreateEndpoint puts its record, Join puts
+// it again, DeleteEndpoint deletes it), each a durable bbolt transaction, on a
+// bare file in a temporary folder on the same disk as the plugin's state:
+// first with no other record, then with total records held. It returns the
+// cycles' p50 in ms for both.
+func storeCycles(t *testing.T, total, chunk int) (one, many float64) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "floor.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	bucket := []byte("endpoints")
+	val := []byte(strings.Repeat("x", 350)) // an endpoint record's JSON is 300-400 bytes
+	put := func(k, v []byte) {
+		if err := db.Update(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists(bucket)
+			if err != nil {
+				return err
+			}
+			if v == nil {
+				return b.Delete(k)
+			}
+			return b.Put(k, v)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cycles := func(tag string) float64 {
+		d := make([]time.Duration, 0, chunk)
+		for i := range chunk {
+			k := []byte(hexID(fmt.Sprintf("part6-store-%s-%d", tag, i)))
+			s := time.Now()
+			put(k, val)
+			put(k, append(val, 'y'))
+			put(k, nil)
+			d = append(d, time.Since(s))
+		}
+		return benchres.Median(benchres.Ms(d))
+	}
+	one = cycles("one")
+	for i := range total {
+		k := []byte(hexID(fmt.Sprintf("part6-store-held-%d", i)))
+		put(k, val)
+		put(k, append(val, 'y'))
+	}
+	return one, cycles("many")
 }
 
 // netCycles runs count endpoint cycles spread over the networks ids (round

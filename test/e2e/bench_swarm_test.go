@@ -5,8 +5,12 @@ package e2e
 // TestBenchSwarm is part 3 of `make bench` (issue 11): on a swarm of two
 // engines (one manager, one worker), a dnsrr service scaled 0 → N → 0 on a
 // network of the plugin and, side by side, the same service on an overlay
-// network; then `docker run --rm … true` on each of the two networks, both
-// attachable.
+// network and on the engine's own macvlan driver in swarm scope (a
+// config-only network on each node, `--config-from` on the manager); then
+// `docker run --rm … true` on each of the three networks, all attachable.
+// The overlay is the peer the targets name; the built-in macvlan has no
+// target: the same kind of link without the plugin, it shows what the
+// engine's work around a macvlan endpoint costs.
 //
 //	MVS_BENCH=smoke go test -tags e2e -count=1 -v -timeout 40m -run '^TestBenchSwarm$' ./test/e2e/
 //	MVS_BENCH=full  go test -tags e2e -count=1 -v -timeout 40m -run '^TestBenchSwarm$' ./test/e2e/
@@ -28,7 +32,7 @@ package e2e
 //     it is left on either node (stopped ones included) and, for the plugin,
 //     no macvlan link is left in either node's namespace (the plugin's links
 //     are there before a container gets them and after it gives them back,
-//     until the plugin deletes them). An overlay network has no per-container
+//     until the plugin deletes them; likewise for the built-in macvlan). An overlay network has no per-container
 //     link in the node's namespace: its bridge and vxlan live in the
 //     network's own sandbox namespace and stay as long as the network is used
 //     on the node, so for the overlay "everything gone" is tasks and
@@ -57,6 +61,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -75,6 +80,12 @@ const (
 	bsPluginSubnet  = "10.94.0.0/24" // N tasks plus the docker runs, at most a few at a time
 	bsPluginGateway = "10.94.0.1"
 	bsOverlaySubnet = "10.94.1.0/24"
+	// The built-in macvlan in swarm scope takes its settings from a
+	// config-only network on each node. Its address manager is each node's
+	// own, so each node gets half of the subnet: on the same range the two
+	// nodes would hand out the same addresses, the gap the plugin exists for.
+	bsMacvlanSubnet  = "10.94.2.0/24"
+	bsMacvlanGateway = "10.94.2.1"
 
 	// bsWait bounds one scale or one teardown: a hung engine, not a slow one.
 	bsWait = 5 * time.Minute
@@ -89,12 +100,13 @@ const (
 // bsNet is one side of the comparison: an attachable swarm network and a
 // dnsrr service on it.
 type bsNet struct {
-	label   string // "plugin", "overlay" or "host" (the floor)
+	label   string // "plugin", "overlay", "macvlan" (built-in, swarm scope) or "host" (the floor)
 	network string // for the service
 	run     string // for docker run
 	service string
 	svcID   string
 	plugin  bool
+	links   bool // its containers' links sit in the node's namespace: wait for them to go
 }
 
 // bsDown is what one scale-down cost, each time from the update call.
@@ -131,13 +143,24 @@ func TestBenchSwarm(t *testing.T) {
 	engine := mgr.Docker(t, "version", "-f", "{{.Server.Version}}")
 
 	nets := []*bsNet{
-		{label: "plugin", network: "bs-plugin", run: "bs-plugin", service: "bs-plugin-svc", plugin: true},
+		{label: "plugin", network: "bs-plugin", run: "bs-plugin", service: "bs-plugin-svc", plugin: true, links: true},
 		{label: "overlay", network: "bs-overlay", run: "bs-overlay", service: "bs-overlay-svc"},
+		{label: "macvlan", network: "bs-macvlan", run: "bs-macvlan", service: "bs-macvlan-svc", links: true},
 		{label: "host", network: "host", run: "none", service: "bs-host-svc"},
 	}
-	mgr.Docker(t, "network", "create", "-d", pluginRef, "--attachable", "--subnet", bsPluginSubnet,
-		"--gateway", bsPluginGateway, "-o", "parent="+mgr.LANLink, nets[0].network)
+	popts := []string{"network", "create", "-d", pluginRef, "--attachable", "--subnet", bsPluginSubnet,
+		"--gateway", bsPluginGateway, "-o", "parent=" + mgr.LANLink}
+	for _, o := range strings.Fields(os.Getenv("MVS_BENCH_SWARM_NETOPTS")) {
+		popts = append(popts, "-o", o)
+	}
+	mgr.Docker(t, append(popts, nets[0].network)...)
 	mgr.Docker(t, "network", "create", "-d", "overlay", "--attachable", "--subnet", bsOverlaySubnet, nets[1].network)
+	for i, n := range l.Nodes {
+		n.Docker(t, "network", "create", "--config-only", "--subnet", bsMacvlanSubnet, "--gateway", bsMacvlanGateway,
+			"--ip-range", fmt.Sprintf("10.94.2.%d/25", 128*i), "-o", "parent="+n.LANLink, "bs-macvlan-config")
+	}
+	mgr.Docker(t, "network", "create", "-d", "macvlan", "--scope", "swarm", "--config-from", "bs-macvlan-config",
+		"--attachable", nets[2].network)
 	for _, s := range nets {
 		s.svcID = mgr.Docker(t, "service", "create", "-d", "--no-resolve-image", "--name", s.service,
 			"--network", s.network, "--replicas", "0", "--endpoint-mode", "dnsrr", "--stop-signal", "KILL",
@@ -172,6 +195,9 @@ func TestBenchSwarm(t *testing.T) {
 			bpRatio(up["plugin"][r-1], up["overlay"][r-1]), bpRatio(down["plugin"][r-1].gone, down["overlay"][r-1].gone),
 			bsDiff(up["plugin"][r-1], up["host"][r-1]), bsDiff(down["plugin"][r-1].gone, down["host"][r-1].gone),
 			bsDiff(up["overlay"][r-1], up["host"][r-1]), bsDiff(down["overlay"][r-1].gone, down["host"][r-1].gone))
+		t.Logf("round %d plugin ÷ built-in macvlan (swarm scope): up %s, down %s; above the floor (host): built-in macvlan up %s down %s", r,
+			bpRatio(up["plugin"][r-1], up["macvlan"][r-1]), bpRatio(down["plugin"][r-1].gone, down["macvlan"][r-1].gone),
+			bsDiff(up["macvlan"][r-1], up["host"][r-1]), bsDiff(down["macvlan"][r-1].gone, down["host"][r-1].gone))
 	}
 	// docker run on each attachable network (and --network none), from the
 	// manager's CLI, interleaved; one run each first, not counted (the
@@ -203,7 +229,7 @@ func TestBenchSwarm(t *testing.T) {
 	// Figures: medians over rounds (scale) and over runs (docker run).
 	upMed := map[string]float64{}
 	downMed := map[string]float64{}
-	for _, label := range []string{"plugin", "overlay", "host"} {
+	for _, label := range []string{"plugin", "overlay", "macvlan", "host"} {
 		upMed[label] = benchres.Median(bsSecs(up[label]))
 		var g []time.Duration
 		for _, d := range down[label] {
@@ -246,9 +272,30 @@ func TestBenchSwarm(t *testing.T) {
 		Paired: benchres.PairedRatios(runMs["plugin"], runMs["overlay"]),
 		Note:   "on the manager, CLI 20.10 wall time, the two networks interleaved",
 	})
-	for _, label := range []string{"plugin", "overlay"} {
+	// The engine's own macvlan driver in swarm scope: the same kind of link
+	// and no plugin in between, set up by the same engine code around it.
+	builtin := "built-in macvlan (swarm scope)"
+	p.Add(benchres.Figure{
+		Name: fmt.Sprintf("dnsrr service 0 → %d: all tasks running", replicas), Label: "plugin",
+		Value: upMed["plugin"], Unit: "s", Peer: builtin, PeerValue: upMed["macvlan"], Samples: rounds,
+		Paired: benchres.PairedRatios(bsSecs(up["plugin"]), bsSecs(up["macvlan"])),
+		Note:   "no target: the built-in driver (--scope swarm --config-from, each node its own half of the subnet) shows what the engine costs around a macvlan link",
+	})
+	p.Add(benchres.Figure{
+		Name: fmt.Sprintf("dnsrr service %d → 0: everything gone", replicas), Label: "plugin",
+		Value: downMed["plugin"], Unit: "s", Peer: builtin, PeerValue: downMed["macvlan"], Samples: rounds,
+		Paired: benchres.PairedRatios(goneSecs("plugin"), goneSecs("macvlan")),
+		Note:   "no target; for both, everything gone includes no macvlan link left on either node",
+	})
+	p.Add(benchres.Figure{
+		Name: "docker run --rm … true, attachable swarm network", Label: "plugin",
+		Value: benchres.Median(runMs["plugin"]), Unit: "ms", Peer: builtin, PeerValue: benchres.Median(runMs["macvlan"]), Samples: runs,
+		Paired: benchres.PairedRatios(runMs["plugin"], runMs["macvlan"]),
+		Note:   "no target",
+	})
+	for _, label := range []string{"plugin", "overlay", "macvlan"} {
 		p.AddSeries(benchres.Series{Chart: "swarm-run", Title: "docker run --rm … true on an attachable swarm network",
-			Kind: "dist", Label: label, Unit: "ms", Value: runMs[label]})
+			Kind: "dist", Label: strings.Replace(label, "macvlan", "built-in macvlan", 1), Unit: "ms", Value: runMs[label]})
 	}
 	// The bars: up then down, plugin, overlay, and the engine's floor (a
 	// service on the host network, no network set-up at all).
@@ -257,10 +304,13 @@ func TestBenchSwarm(t *testing.T) {
 		name string
 		med  map[string]float64
 	}{{"up", upMed}, {"down", downMed}} {
-		for _, label := range []string{"plugin", "overlay", "host"} {
+		for _, label := range []string{"plugin", "overlay", "macvlan", "host"} {
 			bar := label + " " + dir.name
-			if label == "host" {
+			switch label {
+			case "host":
 				bar = "floor (host network) " + dir.name
+			case "macvlan":
+				bar = "built-in macvlan " + dir.name
 			}
 			p.AddSeries(benchres.Series{Chart: "swarm-scale", Title: scaleTitle,
 				Kind: "bar", Label: bar, Unit: "s", Value: []float64{dir.med[label]}})
@@ -281,8 +331,12 @@ func TestBenchSwarm(t *testing.T) {
 		t.Logf("note: %s", n)
 	}
 	for _, f := range p.Figures {
-		t.Logf("figure: %s: %s %s %s, %s %s %s (ratio %.2f, target %s: %s, %d samples)", f.Name, f.Label, benchres.Num(f.Value), f.Unit,
-			f.Peer, benchres.Num(f.PeerValue), f.Unit, f.Ratio(), f.Target.String(f.Unit), f.Verdict(), f.Samples)
+		target := "none"
+		if f.Target != nil {
+			target = f.Target.String(f.Unit) + ": " + f.Verdict()
+		}
+		t.Logf("figure: %s: %s %s %s, %s %s %s (ratio %.2f, target %s, %d samples)", f.Name, f.Label, benchres.Num(f.Value), f.Unit,
+			f.Peer, benchres.Num(f.PeerValue), f.Unit, f.Ratio(), target, f.Samples)
 	}
 	if err := benchres.Check([]benchres.Part{p}, []int{3}); err != nil {
 		t.Fatalf("part 3: %v", err)
@@ -417,7 +471,7 @@ func bsScaleDown(t *testing.T, l *lab.Lab, s *bsNet) bsDown {
 		return nil
 	})
 	d.containers = time.Since(began)
-	if s.plugin {
+	if s.links {
 		bsWaitNoLinks(t, l)
 	}
 	d.gone = time.Since(began)

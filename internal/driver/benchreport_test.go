@@ -553,7 +553,7 @@ func TestBenchGrowth(t *testing.T) {
 		Value: med(func(r round) float64 { return r.kernLast }), Unit: "ms",
 		Peer: fmt.Sprintf("first %d", chunk), PeerValue: med(func(r round) float64 { return r.kernFirst }), Samples: len(rs),
 		Paired: pair(func(r round) float64 { return r.kernLast }, func(r round) float64 { return r.kernFirst }),
-		Note: "the same netlink calls as Join's link (parent lookup, create, ownership mark), on a parent of its own in a namespace of its own, no plugin: what one more macvlan on a parent costs the kernel; no target"})
+		Note:   "the same netlink calls as Join's link (parent lookup, create, ownership mark), on a parent of its own in a namespace of its own, no plugin: what one more macvlan on a parent costs the kernel; no target"})
 	// The plugin's figure without the kernel's growth: its last hundred less
 	// what the bare create grew by in the same round.
 	above := func(r round) float64 { return r.startLast - (r.kernLast - r.kernFirst) }
@@ -561,7 +561,7 @@ func TestBenchGrowth(t *testing.T) {
 		Value: med(above), Unit: "ms",
 		Peer: fmt.Sprintf("first %d", chunk), PeerValue: med(func(r round) float64 { return r.startFirst }), Samples: len(rs),
 		Paired: pair(above, func(r round) float64 { return r.startFirst }),
-		Note: "the last hundred less the bare create's growth (last − first) of the same round: what the plugin's own work grows by; no target"})
+		Note:   "the last hundred less the bare create's growth (last − first) of the same round: what the plugin's own work grows by; no target"})
 	part.Add(benchres.Figure{Name: fmt.Sprintf("DeleteEndpoint, p50 of the last %d of %d", chunk, total), Label: fmt.Sprintf("last %d", chunk), Value: med(func(r round) float64 { return r.delLast }), Unit: "ms",
 		Peer: fmt.Sprintf("first %d", chunk), PeerValue: med(func(r round) float64 { return r.delFirst }), Samples: len(rs), Target: flat,
 		Paired: pair(func(r round) float64 { return r.delLast }, func(r round) float64 { return r.delFirst })})
@@ -575,13 +575,13 @@ func TestBenchGrowth(t *testing.T) {
 		Value: med(func(r round) float64 { return r.storeN }), Unit: "ms",
 		Peer: "1 record", PeerValue: med(func(r round) float64 { return r.store1 }), Samples: len(rs),
 		Paired: pair(func(r round) float64 { return r.storeN }, func(r round) float64 { return r.store1 }),
-		Note: "put, put again, delete of one endpoint-sized record under a 64-hex key, each its own durable transaction, as CreateEndpoint, Join and DeleteEndpoint commit, on the same disk, no plugin: what the B+tree's extra levels cost; no target"})
+		Note:   "put, put again, delete of one endpoint-sized record under a 64-hex key, each its own durable transaction, as CreateEndpoint, Join and DeleteEndpoint commit, on the same disk, no plugin: what the B+tree's extra levels cost; no target"})
 	aboveStore := func(r round) float64 { return r.cycleAt[len(r.cycleAt)-1] - (r.storeN - r.store1) }
 	part.Add(benchres.Figure{Name: fmt.Sprintf("endpoint cycle p50 with %d endpoints above the store's floor", total), Label: fmt.Sprintf("%d endpoints − store's growth", total),
 		Value: med(aboveStore), Unit: "ms",
 		Peer: "1 endpoint", PeerValue: med(func(r round) float64 { return r.cycleAt[0] }), Samples: len(rs),
 		Paired: pair(aboveStore, func(r round) float64 { return r.cycleAt[0] }),
-		Note: "the cycle with the endpoints less the bare store's growth (with them − without) of the same round; no target"})
+		Note:   "the cycle with the endpoints less the bare store's growth (with them − without) of the same round; no target"})
 	part.Add(benchres.Figure{Name: fmt.Sprintf("start after a restart (listen, open state, restore) on %d endpoints and host links", total), Label: fmt.Sprintf("%d endpoints", total),
 		Value: med(func(r round) float64 { return r.restartN }), Unit: "ms", Peer: "1 endpoint", PeerValue: med(func(r round) float64 { return r.restart1 }), Samples: len(rs),
 		Target: &benchres.Target{Of: "value", Op: "<=", Limit: 300}})

@@ -49,7 +49,7 @@ import (
 
 // bpDriver is one side of the comparison: a network on the node's LAN link.
 type bpDriver struct {
-	label   string // "plugin" or "built-in"
+	label   string // "plugin", "built-in" or "none" (the engine's floor: no network set-up)
 	network string
 	plugin  bool // requests show up in the plugin's log
 }
@@ -132,6 +132,7 @@ func TestBenchParallelStarts(t *testing.T) {
 	drivers := []bpDriver{
 		{label: "plugin", network: "bp-plugin", plugin: true},
 		{label: "built-in", network: "bp-builtin"},
+		{label: "none", network: "none"},
 	}
 	n.Docker(t, "network", "create", "-d", pluginRef, "--subnet", "10.97.1.0/24", "--gateway", "10.97.1.1",
 		"-o", "parent="+n.LANLink, drivers[0].network)
@@ -155,11 +156,9 @@ func TestBenchParallelStarts(t *testing.T) {
 		stats[d.label] = map[bool]*bpStats{false: {}, true: {}}
 	}
 	for r := 1; r <= rounds; r++ {
-		order := drivers
-		if r%2 == 0 {
-			order = []bpDriver{drivers[1], drivers[0]}
-		}
-		for _, d := range order {
+		// Each driver goes first in turn.
+		k := (r - 1) % len(drivers)
+		for _, d := range append(slices.Clone(drivers[k:]), drivers[:k]...) {
 			for _, parallel := range []bool{false, true} {
 				count, kind := serial, "serial"
 				if parallel {
@@ -172,7 +171,7 @@ func TestBenchParallelStarts(t *testing.T) {
 				if d.plugin && pluginPid > 0 {
 					sample = func() func() map[string]int { return bpSampleStacks(pluginPid) }
 				}
-				b := bpRunBatch(t, n, img, d, fmt.Sprintf("bp-r%d-%s-%s", r, d.network[3:], kind), count, parallel, sample)
+				b := bpRunBatch(t, n, img, d, fmt.Sprintf("bp-r%d-%s-%s", r, d.label, kind), count, parallel, sample)
 				stats[d.label][parallel].add(b)
 				t.Logf("round %d %-8s %-8s x%-3d total %7s  p50 %7s  p99 %7s  failures %d  removal %7s  links gone %7s%s",
 					r, d.label, kind, count, bpMs(b.total), bpMs(bpPct(b.lat, 50)), bpMs(bpPct(b.lat, 99)),
@@ -200,6 +199,24 @@ func bpPart(stats map[string]map[bool]*bpStats, par int, engine string, took tim
 		Peer: "built-in", PeerValue: ms(bpPct(b.totals, 50)) / 1000, Samples: len(p.totals),
 		Paired: benchres.PairedRatios(benchres.Ms(p.totals), benchres.Ms(b.totals)),
 		Target: &benchres.Target{Of: "ratio", Op: "<=", Limit: 1.0}})
+	// The engine's floor: the same batch with --network none. What each
+	// driver adds above it is its networking cost under load.
+	f := stats["none"][true]
+	above := func(s *bpStats) []float64 {
+		var v []float64
+		for i, d := range s.totals {
+			if i < len(f.totals) {
+				v = append(v, ms(d-f.totals[i]))
+			}
+		}
+		return v
+	}
+	part.Add(benchres.Figure{Name: "total until all run, no networking (--network none)", Label: "none", Value: ms(bpPct(f.totals, 50)) / 1000, Unit: "s",
+		Samples: len(f.totals), Note: "the engine's floor: the same batch of containers without any network set-up, interleaved with the two"})
+	part.Add(benchres.Figure{Name: "total until all run, above the none batch", Label: "plugin", Value: benchres.Median(above(p)) / 1000, Unit: "s",
+		Peer: "built-in", PeerValue: benchres.Median(above(b)) / 1000, Samples: len(p.totals),
+		Paired: benchres.PairedRatios(above(p), above(b)),
+		Note:   "each round's total less that round's --network none total: the networking cost of 50 starts at once; no target"})
 	part.Add(benchres.Figure{Name: "p50 start", Label: "plugin", Value: ms(bpPct(p.lat, 50)), Unit: "ms",
 		Peer: "built-in", PeerValue: ms(bpPct(b.lat, 50)), Samples: len(p.lat)})
 	part.Add(benchres.Figure{Name: "p99 start", Label: "plugin", Value: ms(bpPct(p.lat, 99)), Unit: "ms",
@@ -585,7 +602,7 @@ func bpReport(t *testing.T, stats map[string]map[bool]*bpStats, rounds, par, ser
 		if !parallel {
 			batch = fmt.Sprintf("%d one by one", serial)
 		}
-		for _, label := range []string{"plugin", "built-in"} {
+		for _, label := range []string{"plugin", "built-in", "none"} {
 			s := stats[label][parallel]
 			if len(s.totals) == 0 {
 				continue

@@ -371,6 +371,31 @@ func fmtNum(v float64) string {
 // Num is fmtNum for the report.
 func Num(v float64) string { return fmtNum(v) }
 
+// Ratio prints a ratio with three significant digits, zeros kept: 1.00 and
+// 1.004 both print "1.00", never "1", so that a ratio a hair above a limit
+// of 1 does not read as the limit itself.
+func Ratio(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "–"
+	}
+	prec := 2
+	switch a := math.Abs(v); {
+	case a == 0:
+		return "0"
+	case a < 0.01:
+		prec = 5
+	case a < 0.1:
+		prec = 4
+	case a < 1:
+		prec = 3
+	case a >= 100:
+		prec = 0
+	case a >= 10:
+		prec = 1
+	}
+	return strconv.FormatFloat(v, 'f', prec, 64)
+}
+
 // figureJSON is Figure on disk: a value that is not a finite number (a
 // figure the run could not produce) is written as null and read back as NaN,
 // since JSON has no NaN.

@@ -64,6 +64,17 @@ func TestWriteReadAll(t *testing.T) {
 	}
 }
 
+func TestRatioKeepsItsZeros(t *testing.T) {
+	for in, want := range map[float64]string{1.0048: "1.00", 1: "1.00", 0.8: "0.800", 0.0409: "0.0409", 1.27: "1.27", 26.3: "26.3", 0: "0"} {
+		if got := Ratio(in); got != want {
+			t.Errorf("Ratio(%v) = %q, want %q", in, got, want)
+		}
+	}
+	if got := Ratio(math.NaN()); got != "–" {
+		t.Errorf("Ratio(NaN) = %q, want –", got)
+	}
+}
+
 func TestQuantileAndNum(t *testing.T) {
 	v := []float64{5, 1, 4, 2, 3}
 	if Median(v) != 3 || Quantile(v, 0.99) != 5 || Quantile(v, 0) != 1 || !math.IsNaN(Median(nil)) {

@@ -211,7 +211,7 @@ func render(parts []benchres.Part, m machineInfo, charts []string) string {
 			peer, ratio := "", ""
 			if f.Peer != "" {
 				peer = valueCell(f.Peer, f.PeerValue, f.Unit)
-				ratio = benchres.Num(f.Ratio()) + "×"
+				ratio = benchres.Ratio(f.Ratio()) + "×"
 				if len(f.Paired) > 0 {
 					ratio += " †"
 					paired = true

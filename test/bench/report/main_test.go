@@ -48,9 +48,9 @@ func TestReportWritesTableAndCharts(t *testing.T) {
 	md := string(b)
 	for _, want := range []string{
 		"before\n" + beginMarker + "\n", endMarker + "\nafter\n",
-		"| 1. container start | networking cost (n=30) | plugin 90 ms | built-in 100 ms | 0.9× | ≤ 0.9× | met |",
+		"| 1. container start | networking cost (n=30) | plugin 90 ms | built-in 100 ms | 0.900× | ≤ 0.9× | met |",
 		"|  | time inside the plugin | plugin 6 ms |  |  | ≤ 4.5 ms | **missed** |",
-		"| 4. data path | throughput | plugin 9.5 Gbit/s | nodes 10 Gbit/s | 0.95× |  |  |",
+		"| 4. data path | throughput | plugin 9.5 Gbit/s | nodes 10 Gbit/s | 0.950× |  |  |",
 		"Targets met: 1 of 2.", "Engine: 20.10.24.", "full run",
 		"Part 1, time inside the plugin: from its metrics",
 		"![starts](bench/starts.png)", "![throughput](bench/throughput.png)",

@@ -170,14 +170,16 @@ func TestBenchSwarm(t *testing.T) {
 		mgr.Name, wrk.Name, engine, rounds, replicas, runs)
 
 	up := map[string][]time.Duration{}
+	assigned := map[string][]time.Duration{} // until the managers had placed every task
 	down := map[string][]bsDown{}
 	reqs := map[string]map[string][]time.Duration{"up": {}, "down": {}, "run": {}}
 	for r := 1; r <= rounds; r++ {
 		for _, s := range bsRotate(nets, r-1) {
 			time.Sleep(bsSettle)
 			marks := bsLogMarks(t, l)
-			u := bsScaleUp(t, mgr, s, replicas)
+			u, a := bsScaleUp(t, mgr, s, replicas)
 			up[s.label] = append(up[s.label], u)
+			assigned[s.label] = append(assigned[s.label], a)
 			if s.plugin {
 				bsAddReqs(reqs["up"], bsPluginReqs(t, l, marks, "up"))
 			}
@@ -188,8 +190,8 @@ func TestBenchSwarm(t *testing.T) {
 			if s.plugin {
 				bsAddReqs(reqs["down"], bsPluginReqs(t, l, marks, "down"))
 			}
-			t.Logf("round %d %-7s 0 → %d all running %s; %d → 0 tasks stopped %s, containers gone %s, everything gone %s",
-				r, s.label, replicas, bpMs(u), replicas, bpMs(d.tasks), bpMs(d.containers), bpMs(d.gone))
+			t.Logf("round %d %-7s 0 → %d all assigned %s, all running %s; %d → 0 tasks stopped %s, containers gone %s, everything gone %s",
+				r, s.label, replicas, bpMs(a), bpMs(u), replicas, bpMs(d.tasks), bpMs(d.containers), bpMs(d.gone))
 		}
 		t.Logf("round %d plugin ÷ overlay: up %s, down %s; above the floor (host): plugin up %s down %s, overlay up %s down %s", r,
 			bpRatio(up["plugin"][r-1], up["overlay"][r-1]), bpRatio(down["plugin"][r-1].gone, down["overlay"][r-1].gone),
@@ -299,7 +301,7 @@ func TestBenchSwarm(t *testing.T) {
 	}
 	// The bars: up then down, plugin, overlay, and the engine's floor (a
 	// service on the host network, no network set-up at all).
-	scaleTitle := fmt.Sprintf("dnsrr service 0 → %d → 0 on 2 nodes (median)", replicas)
+	scaleTitle := fmt.Sprintf("dnsrr service 0 → %d → 0 on 2 nodes (median; built-in = the engine's macvlan in swarm scope)", replicas)
 	for _, dir := range []struct {
 		name string
 		med  map[string]float64
@@ -308,9 +310,9 @@ func TestBenchSwarm(t *testing.T) {
 			bar := label + " " + dir.name
 			switch label {
 			case "host":
-				bar = "floor (host network) " + dir.name
+				bar = "floor (host) " + dir.name
 			case "macvlan":
-				bar = "built-in macvlan " + dir.name
+				bar = "built-in " + dir.name
 			}
 			p.AddSeries(benchres.Series{Chart: "swarm-scale", Title: scaleTitle,
 				Kind: "bar", Label: bar, Unit: "s", Value: []float64{dir.med[label]}})
@@ -322,6 +324,9 @@ func TestBenchSwarm(t *testing.T) {
 		"down: for the overlay, everything gone = no task running and no container left; its bridge and vxlan live in the network's sandbox namespace as long as the network is in use",
 		fmt.Sprintf("engine floor, measured alongside (medians): a service on the host network 0 → %d %s s, %d → 0 %s s; docker run --network none %s ms",
 			replicas, benchres.Num(upMed["host"]), replicas, benchres.Num(downMed["host"]), benchres.Num(benchres.Median(runMs["host"]))),
+		fmt.Sprintf("0 → %d, until the managers had placed every task (assigned to a node or further; allocation and scheduling), medians: plugin %s s, overlay %s s, built-in macvlan %s s, host %s s",
+			replicas, benchres.Num(benchres.Median(bsSecs(assigned["plugin"]))), benchres.Num(benchres.Median(bsSecs(assigned["overlay"]))),
+			benchres.Num(benchres.Median(bsSecs(assigned["macvlan"]))), benchres.Num(benchres.Median(bsSecs(assigned["host"])))),
 		fmt.Sprintf("the plugin's own time (its debug log, arrival to answer, both nodes, summed; requests overlap): per round up %s s, down %s s; per docker run %s ms",
 			benchres.Num(bsSum(reqs["up"]).Seconds()/float64(rounds)), benchres.Num(bsSum(reqs["down"]).Seconds()/float64(rounds)),
 			benchres.Num(float64(bsSum(reqs["run"]))/float64(time.Millisecond)/float64(runs))),
@@ -416,27 +421,47 @@ func bsScale(t *testing.T, mgr *lab.Node, s *bsNet, replicas uint64) time.Time {
 }
 
 // bsScaleUp scales 0 → n and returns the time until the manager lists n
-// tasks of the service running.
-func bsScaleUp(t *testing.T, mgr *lab.Node, s *bsNet, n int) time.Duration {
+// tasks of the service running, and the time until it first listed all n
+// assigned to a node or further on: the managers' share (allocation, for a
+// global-scope network an address for each task, then scheduling), before
+// the nodes' work begins.
+func bsScaleUp(t *testing.T, mgr *lab.Node, s *bsNet, n int) (running, assigned time.Duration) {
 	t.Helper()
 	began := bsScale(t, mgr, s, uint64(n))
 	lab.Eventually(t, bsWait, bsPoll, fmt.Sprintf("%s: %d tasks running", s.service, n), func() error {
 		tasks := bsTasks(t, mgr, s, true)
-		running := 0
+		running, placed := 0, 0
 		var other []string
 		for _, tk := range tasks {
+			if bsPlaced(tk.Status.State) {
+				placed++
+			}
 			if tk.Status.State == swarm.TaskStateRunning {
 				running++
 			} else if len(other) < 5 {
 				other = append(other, fmt.Sprintf("%s %s %s", tk.ID[:12], tk.Status.State, tk.Status.Err))
 			}
 		}
+		if placed == n && assigned == 0 {
+			assigned = time.Since(began)
+		}
 		if running != n {
 			return fmt.Errorf("%d of %d running (%d meant to run); others: %v", running, n, len(tasks), other)
 		}
 		return nil
 	})
-	return time.Since(began)
+	return time.Since(began), assigned
+}
+
+// bsPlaced is a task state at or past assigned, up to running: the managers
+// are done with it and a node has it.
+func bsPlaced(s swarm.TaskState) bool {
+	switch s {
+	case swarm.TaskStateAssigned, swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateReady,
+		swarm.TaskStateStarting, swarm.TaskStateRunning:
+		return true
+	}
+	return false
 }
 
 // bsScaleDown scales n → 0 and returns the times until no task is running,

@@ -217,7 +217,7 @@ func bpPart(stats map[string]map[bool]*bpStats, par int, engine string, took tim
 	part.Add(benchres.Figure{Name: "total until all run, above the none batch", Label: "plugin", Value: benchres.Median(above(p)) / 1000, Unit: "s",
 		Peer: "built-in", PeerValue: benchres.Median(above(b)) / 1000, Samples: len(p.totals),
 		Paired: benchres.PairedRatios(above(p), above(b)),
-		Note:   "each round's total less that round's --network none total: the networking cost of 50 starts at once; no target"})
+		Note:   fmt.Sprintf("each round's total less that round's --network none total: the networking cost of %d starts at once; no target", par)})
 	part.Add(benchres.Figure{Name: "p50 start", Label: "plugin", Value: ms(bpPct(p.lat, 50)), Unit: "ms",
 		Peer: "built-in", PeerValue: ms(bpPct(b.lat, 50)), Samples: len(p.lat)})
 	part.Add(benchres.Figure{Name: "p99 start", Label: "plugin", Value: ms(bpPct(p.lat, 99)), Unit: "ms",

@@ -339,17 +339,27 @@ func Ms(ds []time.Duration) []float64 {
 	return out
 }
 
-// fmtNum prints a figure with three significant digits, no exponent.
+// fmtNum prints a figure with three significant digits, no exponent,
+// trailing zeros dropped.
 func fmtNum(v float64) string {
+	s := threeDigits(v)
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s
+}
+
+// threeDigits prints v with three significant digits (more for values of
+// 100 and up, which print whole), no exponent, zeros kept.
+func threeDigits(v float64) string {
 	switch {
-	case math.IsNaN(v):
+	case math.IsNaN(v) || math.IsInf(v, 0):
 		return "–"
 	case v == 0:
 		return "0"
 	}
-	a := math.Abs(v)
 	prec := 0
-	switch {
+	switch a := math.Abs(v); {
 	case a < 0.01:
 		prec = 5
 	case a < 0.1:
@@ -361,11 +371,7 @@ func fmtNum(v float64) string {
 	case a < 100:
 		prec = 1
 	}
-	s := strconv.FormatFloat(v, 'f', prec, 64)
-	if strings.Contains(s, ".") {
-		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
-	}
-	return s
+	return strconv.FormatFloat(v, 'f', prec, 64)
 }
 
 // Num is fmtNum for the report.
@@ -374,27 +380,7 @@ func Num(v float64) string { return fmtNum(v) }
 // Ratio prints a ratio with three significant digits, zeros kept: 1.00 and
 // 1.004 both print "1.00", never "1", so that a ratio a hair above a limit
 // of 1 does not read as the limit itself.
-func Ratio(v float64) string {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return "–"
-	}
-	prec := 2
-	switch a := math.Abs(v); {
-	case a == 0:
-		return "0"
-	case a < 0.01:
-		prec = 5
-	case a < 0.1:
-		prec = 4
-	case a < 1:
-		prec = 3
-	case a >= 100:
-		prec = 0
-	case a >= 10:
-		prec = 1
-	}
-	return strconv.FormatFloat(v, 'f', prec, 64)
-}
+func Ratio(v float64) string { return threeDigits(v) }
 
 // figureJSON is Figure on disk: a value that is not a finite number (a
 // figure the run could not produce) is written as null and read back as NaN,

@@ -20,6 +20,9 @@ package e2e
 // the docker runs per network (15, smoke 2); with MVS_LAB_DEBUG=1 and
 // MVS_LAB_KEEP=1 the engines' debug logs stay in the lab directory, and the
 // test logs the wall-clock time of every scale call to find them there.
+// MVS_BENCH_SWARM_NETOPTS adds driver options (space-separated key=value,
+// each passed as -o) to the plugin's network, for side-by-side trials such as
+// com.docker.network.advertise_addr_nmsgs=0.
 //
 // Each round scales each service in turn (the order rotates from round to
 // round, so no service always runs first; the docker runs rotate likewise):
@@ -32,8 +35,8 @@ package e2e
 //     it is left on either node (stopped ones included) and, for the plugin,
 //     no macvlan link is left in either node's namespace (the plugin's links
 //     are there before a container gets them and after it gives them back,
-//     until the plugin deletes them; likewise for the built-in macvlan). An overlay network has no per-container
-//     link in the node's namespace: its bridge and vxlan live in the
+//     until the plugin deletes them; likewise for the built-in macvlan). An
+//     overlay network has no per-container link in the node's namespace: its bridge and vxlan live in the
 //     network's own sandbox namespace and stay as long as the network is used
 //     on the node, so for the overlay "everything gone" is tasks and
 //     containers.
@@ -272,7 +275,7 @@ func TestBenchSwarm(t *testing.T) {
 		Value: benchres.Median(runMs["plugin"]), Unit: "ms", Peer: "overlay", PeerValue: benchres.Median(runMs["overlay"]),
 		Target: &benchres.Target{Of: "ratio", Op: "<=", Limit: 0.7}, Samples: runs,
 		Paired: benchres.PairedRatios(runMs["plugin"], runMs["overlay"]),
-		Note:   "on the manager, CLI 20.10 wall time, the two networks interleaved",
+		Note:   "on the manager, CLI 20.10 wall time, the networks interleaved",
 	})
 	// The engine's own macvlan driver in swarm scope: the same kind of link
 	// and no plugin in between, set up by the same engine code around it.
@@ -430,23 +433,23 @@ func bsScaleUp(t *testing.T, mgr *lab.Node, s *bsNet, n int) (running, assigned 
 	began := bsScale(t, mgr, s, uint64(n))
 	lab.Eventually(t, bsWait, bsPoll, fmt.Sprintf("%s: %d tasks running", s.service, n), func() error {
 		tasks := bsTasks(t, mgr, s, true)
-		running, placed := 0, 0
+		nRunning, nPlaced := 0, 0
 		var other []string
 		for _, tk := range tasks {
 			if bsPlaced(tk.Status.State) {
-				placed++
+				nPlaced++
 			}
 			if tk.Status.State == swarm.TaskStateRunning {
-				running++
+				nRunning++
 			} else if len(other) < 5 {
 				other = append(other, fmt.Sprintf("%s %s %s", tk.ID[:12], tk.Status.State, tk.Status.Err))
 			}
 		}
-		if placed == n && assigned == 0 {
+		if nPlaced == n && assigned == 0 {
 			assigned = time.Since(began)
 		}
-		if running != n {
-			return fmt.Errorf("%d of %d running (%d meant to run); others: %v", running, n, len(tasks), other)
+		if nRunning != n {
+			return fmt.Errorf("%d of %d running (%d meant to run); others: %v", nRunning, n, len(tasks), other)
 		}
 		return nil
 	})

@@ -16,7 +16,7 @@ package e2e
 //
 // Settings: MVS_BENCH_ROUNDS (default 5), MVS_BENCH_PARALLEL (containers
 // started at once, default 50), MVS_BENCH_SERIAL (containers started one at
-// a time per round and driver, for the "alone" figures, default 10),
+// a time per round and driver, for the "alone" figures, default 5),
 // MVS_BENCH_STACKS=1 (sample the plugin's kernel stacks every millisecond
 // during its batches and print where its threads waited in the kernel: the
 // disk (fsync) or rtnetlink, by request kind; see bpWaitKind. The sampling
@@ -115,7 +115,7 @@ func TestBenchParallelStarts(t *testing.T) {
 	began := time.Now()
 	rounds := benchres.EnvInt(t.Fatalf, "MVS_BENCH_ROUNDS", mode.Pick(5, 1), 0)
 	par := benchres.EnvInt(t.Fatalf, "MVS_BENCH_PARALLEL", mode.Pick(50, 10), 0)
-	serial := benchres.EnvInt(t.Fatalf, "MVS_BENCH_SERIAL", mode.Pick(10, 2), 0)
+	serial := benchres.EnvInt(t.Fatalf, "MVS_BENCH_SERIAL", mode.Pick(5, 2), 0)
 	sampleStacks := os.Getenv("MVS_BENCH_STACKS") == "1"
 	if par > 200 || serial > 200 {
 		t.Fatalf("MVS_BENCH_PARALLEL and MVS_BENCH_SERIAL must be at most 200 (one /24 per driver)")

@@ -17,7 +17,7 @@ package e2e
 //
 // For profiling, MVS_BENCH_SWARM_REPLICAS, MVS_BENCH_SWARM_ROUNDS and
 // MVS_BENCH_SWARM_RUNS replace N (50, smoke 6), the rounds (3, smoke 1) and
-// the docker runs per network (15, smoke 2); with MVS_LAB_DEBUG=1 and
+// the docker runs per network (10, smoke 2); with MVS_LAB_DEBUG=1 and
 // MVS_LAB_KEEP=1 the engines' debug logs stay in the lab directory, and the
 // test logs the wall-clock time of every scale call to find them there.
 // MVS_BENCH_SWARM_NETOPTS adds driver options (space-separated key=value,
@@ -125,7 +125,7 @@ func TestBenchSwarm(t *testing.T) {
 	began := time.Now()
 	replicas := benchres.EnvInt(t.Fatalf, "MVS_BENCH_SWARM_REPLICAS", mode.Pick(50, 6), 0)
 	rounds := benchres.EnvInt(t.Fatalf, "MVS_BENCH_SWARM_ROUNDS", mode.Rounds(3), 0)
-	runs := benchres.EnvInt(t.Fatalf, "MVS_BENCH_SWARM_RUNS", mode.Pick(15, 2), 0)
+	runs := benchres.EnvInt(t.Fatalf, "MVS_BENCH_SWARM_RUNS", mode.Pick(10, 2), 0)
 	if replicas < 1 || replicas > 200 || rounds < 1 || runs < 1 {
 		t.Fatalf("MVS_BENCH_SWARM_REPLICAS (1 to 200), _ROUNDS and _RUNS (≥ 1): %d, %d, %d", replicas, rounds, runs)
 	}

@@ -17,6 +17,8 @@ import (
 //
 //	ipam_pools     pool id → poolMetaRecord (JSON)
 //	ipam_used      pool id NUL address → Unix nanoseconds when given out
+//	               (empty in the first builds of these buckets: read as a
+//	               time long past, so a lost release may still be taken back)
 //	ipam_released  subnet NUL address → Unix nanoseconds
 //
 // One key per address keeps every request's write small whatever the

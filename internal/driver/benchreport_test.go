@@ -653,17 +653,16 @@ func storeCycles(t *testing.T, total, chunk int) (one, many float64) {
 	}
 	defer db.Close()
 	bucket := []byte("endpoints")
+	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket(bucket); return err }); err != nil {
+		t.Fatal(err)
+	}
 	val := []byte(strings.Repeat("x", 350)) // an endpoint record's JSON is 300-400 bytes
 	put := func(k, v []byte) {
 		if err := db.Update(func(tx *bolt.Tx) error {
-			b, err := tx.CreateBucketIfNotExists(bucket)
-			if err != nil {
-				return err
-			}
 			if v == nil {
-				return b.Delete(k)
+				return tx.Bucket(bucket).Delete(k)
 			}
-			return b.Put(k, v)
+			return tx.Bucket(bucket).Put(k, v)
 		}); err != nil {
 			t.Fatal(err)
 		}

@@ -196,13 +196,14 @@ func TestBenchSwarm(t *testing.T) {
 			t.Logf("round %d %-7s 0 → %d all assigned %s, all running %s; %d → 0 tasks stopped %s, containers gone %s, everything gone %s",
 				r, s.label, replicas, bpMs(a), bpMs(u), replicas, bpMs(d.tasks), bpMs(d.containers), bpMs(d.gone))
 		}
-		t.Logf("round %d plugin ÷ overlay: up %s, down %s; above the floor (host): plugin up %s down %s, overlay up %s down %s", r,
-			bpRatio(up["plugin"][r-1], up["overlay"][r-1]), bpRatio(down["plugin"][r-1].gone, down["overlay"][r-1].gone),
-			bsDiff(up["plugin"][r-1], up["host"][r-1]), bsDiff(down["plugin"][r-1].gone, down["host"][r-1].gone),
-			bsDiff(up["overlay"][r-1], up["host"][r-1]), bsDiff(down["overlay"][r-1].gone, down["host"][r-1].gone))
-		t.Logf("round %d plugin ÷ built-in macvlan (swarm scope): up %s, down %s; above the floor (host): built-in macvlan up %s down %s", r,
-			bpRatio(up["plugin"][r-1], up["macvlan"][r-1]), bpRatio(down["plugin"][r-1].gone, down["macvlan"][r-1].gone),
-			bsDiff(up["macvlan"][r-1], up["host"][r-1]), bsDiff(down["macvlan"][r-1].gone, down["host"][r-1].gone))
+		for _, label := range []string{"plugin", "overlay", "macvlan"} {
+			if label != "plugin" {
+				t.Logf("round %d plugin ÷ %s: up %s, down %s", r, label,
+					bpRatio(up["plugin"][r-1], up[label][r-1]), bpRatio(down["plugin"][r-1].gone, down[label][r-1].gone))
+			}
+			t.Logf("round %d %s above the floor (host): up %s, down %s", r, label,
+				bsDiff(up[label][r-1], up["host"][r-1]), bsDiff(down[label][r-1].gone, down["host"][r-1].gone))
+		}
 	}
 	// docker run on each attachable network (and --network none), from the
 	// manager's CLI, interleaved; one run each first, not counted (the
@@ -232,16 +233,6 @@ func TestBenchSwarm(t *testing.T) {
 	}
 
 	// Figures: medians over rounds (scale) and over runs (docker run).
-	upMed := map[string]float64{}
-	downMed := map[string]float64{}
-	for _, label := range []string{"plugin", "overlay", "macvlan", "host"} {
-		upMed[label] = benchres.Median(bsSecs(up[label]))
-		var g []time.Duration
-		for _, d := range down[label] {
-			g = append(g, d.gone)
-		}
-		downMed[label] = benchres.Median(bsSecs(g))
-	}
 	goneSecs := func(label string) []float64 {
 		var g []time.Duration
 		for _, d := range down[label] {
@@ -249,55 +240,56 @@ func TestBenchSwarm(t *testing.T) {
 		}
 		return bsSecs(g)
 	}
+	upMed := map[string]float64{}
+	downMed := map[string]float64{}
+	for _, label := range []string{"plugin", "overlay", "macvlan", "host"} {
+		upMed[label] = benchres.Median(bsSecs(up[label]))
+		downMed[label] = benchres.Median(goneSecs(label))
+	}
 	runMs := map[string][]float64{}
 	for _, s := range nets {
 		runMs[s.label] = benchres.Ms(run[s.label])
 	}
 
 	p := benchres.Part{N: 3, Title: "swarm", Engine: engine}
-	p.Add(benchres.Figure{
-		Name: fmt.Sprintf("dnsrr service 0 → %d: all tasks running", replicas), Label: "plugin",
-		Value: upMed["plugin"], Unit: "s", Peer: "overlay", PeerValue: upMed["overlay"],
-		Target: &benchres.Target{Of: "ratio", Op: "<=", Limit: 0.8}, Samples: rounds,
-		Paired: benchres.PairedRatios(bsSecs(up["plugin"]), bsSecs(up["overlay"])),
-		Note:   "2 nodes, --stop-signal KILL; from the update call to N tasks running in the manager's task list",
-	})
-	p.Add(benchres.Figure{
-		Name: fmt.Sprintf("dnsrr service %d → 0: everything gone", replicas), Label: "plugin",
-		Value: downMed["plugin"], Unit: "s", Peer: "overlay", PeerValue: downMed["overlay"],
-		Target: &benchres.Target{Of: "ratio", Op: "<=", Limit: 0.8}, Samples: rounds,
-		Paired: benchres.PairedRatios(goneSecs("plugin"), goneSecs("overlay")),
-		Note: "no task running, no container left on either node, and for the plugin no macvlan link left " +
-			"(the overlay's bridge and vxlan stay with the network)",
-	})
-	p.Add(benchres.Figure{
-		Name: "docker run --rm … true, attachable swarm network", Label: "plugin",
-		Value: benchres.Median(runMs["plugin"]), Unit: "ms", Peer: "overlay", PeerValue: benchres.Median(runMs["overlay"]),
-		Target: &benchres.Target{Of: "ratio", Op: "<=", Limit: 0.7}, Samples: runs,
-		Paired: benchres.PairedRatios(runMs["plugin"], runMs["overlay"]),
-		Note:   "on the manager, CLI 20.10 wall time, the networks interleaved",
-	})
-	// The engine's own macvlan driver in swarm scope: the same kind of link
-	// and no plugin in between, set up by the same engine code around it.
-	builtin := "built-in macvlan (swarm scope)"
-	p.Add(benchres.Figure{
-		Name: fmt.Sprintf("dnsrr service 0 → %d: all tasks running", replicas), Label: "plugin",
-		Value: upMed["plugin"], Unit: "s", Peer: builtin, PeerValue: upMed["macvlan"], Samples: rounds,
-		Paired: benchres.PairedRatios(bsSecs(up["plugin"]), bsSecs(up["macvlan"])),
-		Note:   "no target: the built-in driver (--scope swarm --config-from, each node its own half of the subnet) shows what the engine costs around a macvlan link",
-	})
-	p.Add(benchres.Figure{
-		Name: fmt.Sprintf("dnsrr service %d → 0: everything gone", replicas), Label: "plugin",
-		Value: downMed["plugin"], Unit: "s", Peer: builtin, PeerValue: downMed["macvlan"], Samples: rounds,
-		Paired: benchres.PairedRatios(goneSecs("plugin"), goneSecs("macvlan")),
-		Note:   "no target; for both, everything gone includes no macvlan link left on either node",
-	})
-	p.Add(benchres.Figure{
-		Name: "docker run --rm … true, attachable swarm network", Label: "plugin",
-		Value: benchres.Median(runMs["plugin"]), Unit: "ms", Peer: builtin, PeerValue: benchres.Median(runMs["macvlan"]), Samples: runs,
-		Paired: benchres.PairedRatios(runMs["plugin"], runMs["macvlan"]),
-		Note:   "no target",
-	})
+	ratio := func(limit float64) *benchres.Target { return &benchres.Target{Of: "ratio", Op: "<=", Limit: limit} }
+	// The overlay is the peer the targets name. The engine's own macvlan
+	// driver in swarm scope has none: the same kind of link and no plugin in
+	// between, set up by the same engine code around it.
+	for _, peer := range []struct {
+		label, name               string
+		up, down, run             *benchres.Target
+		upNote, downNote, runNote string
+	}{
+		{"overlay", "overlay", ratio(0.8), ratio(0.8), ratio(0.7),
+			"2 nodes, --stop-signal KILL; from the update call to N tasks running in the manager's task list",
+			"no task running, no container left on either node, and for the plugin no macvlan link left " +
+				"(the overlay's bridge and vxlan stay with the network)",
+			"on the manager, CLI 20.10 wall time, the networks interleaved"},
+		{"macvlan", "built-in macvlan (swarm scope)", nil, nil, nil,
+			"no target: the built-in driver (--scope swarm --config-from, each node its own half of the subnet) shows what the engine costs around a macvlan link",
+			"no target; for both, everything gone includes no macvlan link left on either node",
+			"no target"},
+	} {
+		p.Add(benchres.Figure{
+			Name: fmt.Sprintf("dnsrr service 0 → %d: all tasks running", replicas), Label: "plugin",
+			Value: upMed["plugin"], Unit: "s", Peer: peer.name, PeerValue: upMed[peer.label],
+			Target: peer.up, Samples: rounds, Paired: benchres.PairedRatios(bsSecs(up["plugin"]), bsSecs(up[peer.label])),
+			Note: peer.upNote,
+		})
+		p.Add(benchres.Figure{
+			Name: fmt.Sprintf("dnsrr service %d → 0: everything gone", replicas), Label: "plugin",
+			Value: downMed["plugin"], Unit: "s", Peer: peer.name, PeerValue: downMed[peer.label],
+			Target: peer.down, Samples: rounds, Paired: benchres.PairedRatios(goneSecs("plugin"), goneSecs(peer.label)),
+			Note: peer.downNote,
+		})
+		p.Add(benchres.Figure{
+			Name: "docker run --rm … true, attachable swarm network", Label: "plugin",
+			Value: benchres.Median(runMs["plugin"]), Unit: "ms", Peer: peer.name, PeerValue: benchres.Median(runMs[peer.label]),
+			Target: peer.run, Samples: runs, Paired: benchres.PairedRatios(runMs["plugin"], runMs[peer.label]),
+			Note: peer.runNote,
+		})
+	}
 	for _, label := range []string{"plugin", "overlay", "macvlan"} {
 		p.AddSeries(benchres.Series{Chart: "swarm-run", Title: "docker run --rm … true on an attachable swarm network",
 			Kind: "dist", Label: strings.Replace(label, "macvlan", "built-in macvlan", 1), Unit: "ms", Value: runMs[label]})
